@@ -1,0 +1,233 @@
+"""The training flow: validate -> preprocess -> train -> evaluate -> gate -> register -> promote.
+
+Each stage is a task around one library call; the flow only wires them, logs and publishes the
+report. Rejected data raises `DataError` before anything is trained or registered, so the champion
+is untouched; registration is the last step, so a crash before it leaves the registry as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from genrec import data as gdata
+from genrec import preprocessing, registry
+from genrec.config import Config, load_config
+from genrec.errors import DataError
+from genrec.evaluation import EvalResult, evaluate_scores
+from genrec.gating import Decision, decide
+from genrec.models import Recommender, make_model
+from genrec.models.pop import Popularity
+from genrec.paths import data_docs_dir, datasets_dir, genrec_home, run_stamp
+from genrec.preprocessing import PreparedData
+from genrec.reporting import run_markdown, training_curves
+from genrec.serving import ServingBundle, evaluate_served, example_request
+from genrec.validation import DataValidator, ValidationReport, raw_suite_name
+
+TASK = dict(cache_policy=NO_CACHE, persist_result=False)
+
+
+def _reject(report: ValidationReport, path: Path) -> DataError:
+    return DataError(f"{path}: data rejected by validation: {report.summary()}.", data_docs=str(report.data_docs))
+
+
+@task(name="validate-raw", **TASK)
+def validate_raw(path: Path, cfg: Config, validator: DataValidator) -> tuple[gdata.RawData, ValidationReport]:
+    raw = gdata.read_raw(path, cfg.data.format, cfg.data)
+    report = validator.validate(raw.frame, raw_suite_name(raw.format))
+    if not report.success:
+        raise _reject(report, path)
+    return raw, report
+
+
+@task(name="clean", **TASK)
+def clean(raw: gdata.RawData, cfg: Config) -> tuple[pd.DataFrame, dict[str, int]]:
+    interactions, cleaning = gdata.to_interactions(raw)
+    implicit = preprocessing.to_implicit(interactions, cfg.data, cfg.prepare)
+    return implicit, cleaning.as_dict() | {"implicit_pairs": len(implicit)}
+
+
+@task(name="validate-prepared", **TASK)
+def validate_prepared(implicit: pd.DataFrame, cfg: Config, validator: DataValidator, path: Path) -> ValidationReport:
+    frame = implicit[["user_id", "item_id"] + (["timestamp"] if implicit["timestamp"].notna().any() else [])]
+    params = {
+        "min_interactions": cfg.validation.min_interactions,
+        "min_users": cfg.validation.min_users,
+        "min_items": cfg.validation.min_items,
+        "min_timestamp": pd.Timestamp("1970-01-01"),
+        "max_timestamp": pd.Timestamp.now() + pd.Timedelta(days=1),
+    }
+    report = validator.validate(frame, "prepared_interactions", params)
+    if not report.success:
+        raise _reject(report, path)
+    return report
+
+
+@task(name="prepare", **TASK)
+def prepare(implicit: pd.DataFrame, cfg: Config) -> PreparedData:
+    prepared = preprocessing.prepare(implicit, cfg.prepare)
+    prepared.save(datasets_dir(prepared.fingerprint))
+    return prepared
+
+
+@task(name="train", **TASK)
+def train(data: PreparedData, cfg: Config, run: registry.TrainingRun, checkpoint: Path) -> Recommender:
+    logger = get_run_logger()
+
+    def on_epoch(epoch: int, record: dict[str, float]) -> None:
+        run.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+        logger.debug("epoch %d: %s", epoch, record)
+
+    model = make_model(cfg.model, progress=cfg.progress).fit(data.train, data.validation, on_epoch=on_epoch)
+    if getattr(model, "history_", None):
+        run.log_figure(training_curves(model.history_), "training_curves.png")
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        model.save_checkpoint(checkpoint, config=cfg.to_dict(), data_fingerprint=data.fingerprint)
+        logger.info("trained %d epochs; best epoch %d with validation ndcg@20 %.4f",
+                    len(model.history_), model.best_epoch_, model.best_score_)
+    return model
+
+
+@task(name="evaluate", **TASK)
+def evaluate(model: Recommender, data: PreparedData, cfg: Config) -> tuple[EvalResult, EvalResult]:
+    """The candidate and the popularity baseline, scored the same way on the test split."""
+    ks = cfg.eval.ks
+    candidate = evaluate_scores(lambda u: model.score_history(data.known[u]), data.known, data.test, ks)
+    baseline_model = Popularity().fit(data.train)
+    baseline = evaluate_scores(baseline_model.score, data.known, data.test, ks)
+    return candidate, baseline
+
+
+@task(name="log-candidate", **TASK)
+def log_candidate(model: Recommender, data: PreparedData) -> str:
+    bundle = ServingBundle.build(model, data)
+    return registry.log_model(bundle, example_request(bundle))
+
+
+@task(name="score-served", **TASK)
+def score_served(model_uri: str, data: PreparedData, cfg: Config) -> EvalResult:
+    """Load a model back as a server would, answer its input example, then score the test users."""
+    served = registry.load_model(model_uri)
+    example = served.input_example if hasattr(served, "input_example") else None
+    if example is not None:
+        served.predict(example[0] if isinstance(example, tuple) else example, params={"k": 3})
+    return evaluate_served(served, data, cfg.eval.ks)
+
+
+@task(name="gate", **TASK)
+def gate(candidate: EvalResult, champion: EvalResult | None, baseline: EvalResult, cfg: Config) -> Decision:
+    return decide(
+        candidate.metrics,
+        champion.metrics if champion is not None else None,
+        baseline.metrics,
+        cfg.eval.primary_metric,
+        cfg.gate,
+    )
+
+
+@task(name="register", **TASK)
+def register(model_uri: str, tags: dict[str, Any], decision: Decision, cfg: Config, actor: str) -> tuple[str, str | None]:
+    name = cfg.registry.model_name
+    version = registry.register(model_uri, name, tags)
+    if decision.promote:
+        registry.move_champion(name, version, reason="gate: " + "; ".join(decision.reasons), actor=actor)
+    return version, registry.champion_version(name)
+
+
+def _round(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: round(float(v), 6) for k, v in metrics.items()}
+
+
+@flow(name="genrec-train", log_prints=True)
+def train_flow(
+    data: str | None = None,
+    format: str = "auto",
+    config: str = "default",
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """Train, evaluate, gate and register a recommender on `data` (default: the bundled sample)."""
+    logger = get_run_logger()
+    cfg = load_config(config, list(overrides or []) + ([f"data.format={format}"] if format != "auto" else []))
+    path = Path(data) if data else gdata.bundled_sample()
+    stamp = run_stamp()
+    flow_run_id = str(flow_run.id) if flow_run.id else None
+    validator = DataValidator(data_docs_dir(stamp))
+    logger.info("validating %s (Data Docs: %s)", path, validator.index)
+
+    try:
+        raw, raw_report = validate_raw(path, cfg, validator)
+        implicit, cleaning = clean(raw, cfg)
+        prepared_report = validate_prepared(implicit, cfg, validator, path)
+    except DataError as exc:
+        create_markdown_artifact(
+            key="genrec-training-report",
+            markdown=f"# genrec training run: data rejected\n\n{exc}\n\nNothing was trained or registered; "
+            f"the champion is unchanged.\n\nData Docs: [{validator.index}](file://{validator.index})",
+            description=f"genrec training run {stamp}: data rejected",
+        )
+        exc.data_docs = exc.data_docs or str(validator.index)
+        raise
+    prepared = prepare(implicit, cfg)
+
+    run = registry.start_run(cfg.registry.experiment, run_name=f"train-{stamp}")
+    try:
+        run.log_params(cfg.flat())
+        run.set_tags({"data_path": path, "data_fingerprint": prepared.fingerprint, "flow_run_id": flow_run_id})
+        run.log_dict({"cleaning": cleaning, "prepared": prepared.stats,
+                      "validation": [o.__dict__ for o in raw_report.outcomes + prepared_report.outcomes]},
+                     "data_quality.json")
+        model = train(prepared, cfg, run, genrec_home() / "checkpoints" / stamp / "checkpoint.pt")
+        candidate_local, baseline = evaluate(model, prepared, cfg)
+        run.log_metrics(candidate_local.metrics)
+        run.log_metrics({f"popularity_{k}": v for k, v in baseline.metrics.items()})
+        model_uri = log_candidate(model, prepared)
+        candidate = score_served(model_uri, prepared, cfg)
+        champion_before = registry.champion_version(cfg.registry.model_name)
+        champion = None
+        if champion_before is not None:
+            champion = score_served(registry.version_uri(cfg.registry.model_name, champion_before), prepared, cfg)
+        decision = gate(candidate, champion, baseline, cfg)
+        tags = {
+            "metrics": _round(candidate.metrics),
+            "decision": decision.as_dict(),
+            "data_fingerprint": prepared.fingerprint,
+            "flow_run_id": flow_run_id or "",
+            "model_family": cfg.model.name,
+            "champion_at_gate": champion_before or "",
+        }
+        version, champion_now = register(model_uri, tags, decision, cfg, actor=f"flow-run {flow_run_id}")
+        run.set_tags({"registered_version": version, "gate_promote": decision.promote})
+    except BaseException:
+        registry.end_run("FAILED")
+        raise
+    registry.end_run()
+
+    result = {
+        "status": "promoted" if decision.promote else "not_promoted",
+        "model_name": cfg.registry.model_name,
+        "model_version": version,
+        "champion_version": champion_now,
+        "metrics": _round(candidate.metrics),
+        "champion_metrics": _round(champion.metrics) if champion is not None else None,
+        "baseline_metrics": _round(baseline.metrics),
+        "decision": decision.as_dict(),
+        "data_docs": str(validator.index),
+        "mlflow_run_id": run.run_id,
+        "flow_run_id": flow_run_id,
+        "data_fingerprint": prepared.fingerprint,
+        "dataset": prepared.stats,
+        "cleaning": cleaning,
+    }
+    create_markdown_artifact(
+        key="genrec-training-report",
+        markdown=run_markdown(result | {"validation": [o.__dict__ for o in raw_report.outcomes + prepared_report.outcomes]},
+                              cleaning),
+        description=f"genrec training run {stamp}",
+    )
+    return result

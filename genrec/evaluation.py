@@ -1,0 +1,96 @@
+"""Full-ranking evaluation: SPEC's metrics, computed the way published results compute them.
+
+For each user with at least one held-out item, every item not in the user's known history is ranked.
+P@K = hits/K; R@K = hits/|test_u|; NDCG@K with binary gains and the ideal DCG over min(|test_u|, K);
+MRR@K = 1/rank of the first hit within K. Means over users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+METRICS = ("precision", "recall", "ndcg", "mrr")
+
+
+@dataclass
+class EvalResult:
+    """Mean metrics plus the per-user values behind them (for paired comparisons)."""
+
+    metrics: dict[str, float]
+    users: np.ndarray
+    per_user: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k best scores per row, best first (ties broken by lower index)."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+def ranking_metrics(ranked: np.ndarray, truth: sp.csr_matrix, ks: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Per-user metrics of ranked item lists against `truth` rows (one row per ranked list).
+
+    `ranked` holds item indices, best first; -1 pads lists shorter than max(ks) and never hits.
+    """
+    n_users, width = ranked.shape
+    truth = truth.tocsr()
+    n_true = np.diff(truth.indptr).astype(np.float64)
+    rows = np.repeat(np.arange(n_users), width)
+    flat = ranked.ravel()
+    valid = flat >= 0
+    hit = np.zeros(n_users * width, dtype=bool)
+    if valid.any():
+        hit[valid] = np.asarray(truth[rows[valid], flat[valid]]).ravel() > 0
+    hits = hit.reshape(n_users, width)
+    discounts = 1.0 / np.log2(np.arange(2, width + 2))
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        h = hits[:, :k]
+        n_hits = h.sum(axis=1)
+        dcg = (h * discounts[:k]).sum(axis=1)
+        ideal_n = np.minimum(n_true, k).astype(int)
+        idcg = np.cumsum(discounts[:k])[np.maximum(ideal_n, 1) - 1]
+        first = np.where(h.any(axis=1), h.argmax(axis=1) + 1, 0)
+        out[f"precision@{k}"] = n_hits / k
+        out[f"recall@{k}"] = n_hits / np.maximum(n_true, 1)
+        out[f"ndcg@{k}"] = np.where(ideal_n > 0, dcg / idcg, 0.0)
+        out[f"mrr@{k}"] = np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0)
+    return out
+
+
+def evaluate_scores(
+    score_fn: Callable[[np.ndarray], np.ndarray],
+    known: sp.csr_matrix,
+    truth: sp.csr_matrix,
+    ks: tuple[int, ...] = (5, 10, 20),
+    batch_size: int = 1024,
+) -> EvalResult:
+    """Score users with held-out items in batches, mask what they already know, rank, measure.
+
+    `score_fn(users)` returns a dense (len(users), n_items) block for those users only.
+    """
+    users = np.flatnonzero(np.diff(truth.indptr) > 0)
+    max_k = max(ks)
+    ranked = np.empty((len(users), min(max_k, truth.shape[1])), dtype=np.int64)
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        scores = np.array(score_fn(batch), dtype=np.float64, copy=True)
+        seen = known[batch]
+        scores[np.repeat(np.arange(len(batch)), np.diff(seen.indptr)), seen.indices] = -np.inf
+        ranked[start : start + len(batch)] = top_k(scores, max_k)
+    return evaluate_ranked(ranked, users, truth, ks)
+
+
+def evaluate_ranked(ranked: np.ndarray, users: np.ndarray, truth: sp.csr_matrix, ks: tuple[int, ...]) -> EvalResult:
+    """Metrics of precomputed rankings (one per user in `users`), e.g. from a served model."""
+    per_user = ranking_metrics(ranked, truth[users], ks)
+    metrics = {name: float(values.mean()) if len(values) else 0.0 for name, values in per_user.items()}
+    metrics["coverage@" + str(max(ks))] = float(len(np.unique(ranked[ranked >= 0])) / truth.shape[1])
+    return EvalResult(metrics=metrics, users=users, per_user=per_user)

@@ -1,0 +1,75 @@
+"""Human-readable views of a run: training curves (PNG) and the markdown report."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+def training_curves(history: Sequence[dict[str, float]]):
+    """A matplotlib figure of D and G losses and validation NDCG@20 per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key, label in (("d_loss", "discriminator"), ("g_loss", "generator")):
+        if history and key in history[0]:
+            ax_loss.plot(epochs, [h[key] for h in history], label=label)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend()
+    ax_loss.set_title("Adversarial losses")
+    val = [h.get("val_ndcg@20") for h in history]
+    if any(v is not None for v in val):
+        ax_val.plot(epochs, val, color="tab:green")
+        best = max(range(len(val)), key=lambda i: val[i] if val[i] is not None else -1)
+        ax_val.axvline(epochs[best], color="grey", linestyle=":", label=f"best epoch {epochs[best]}")
+        ax_val.legend()
+    ax_val.set_xlabel("epoch")
+    ax_val.set_ylabel("NDCG@20")
+    ax_val.set_title("Validation NDCG@20")
+    fig.tight_layout()
+    return fig
+
+
+def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("—" if value is None else str(value))
+
+
+def run_markdown(result: dict[str, Any], cleaning: dict[str, int] | None = None) -> str:
+    """The Prefect artifact of a training run: outcome, metrics, decision, Data Docs."""
+    status = result["status"]
+    parts = [f"# genrec training run: {status.replace('_', ' ')}"]
+    if result.get("model_version"):
+        parts.append(
+            f"Model **{result['model_name']}** version **{result['model_version']}**; "
+            f"champion is now version **{result.get('champion_version') or 'none'}**."
+        )
+    metrics = result.get("metrics") or {}
+    champion = result.get("champion_metrics") or {}
+    baseline = result.get("baseline_metrics") or {}
+    if metrics:
+        rows = [(k, _fmt(v), _fmt(champion.get(k)), _fmt(baseline.get(k))) for k, v in sorted(metrics.items())]
+        parts.append("## Test metrics\n" + _table(rows, ("metric", "candidate", "champion", "popularity")))
+    decision = result.get("decision") or {}
+    if decision:
+        verdict = "promote" if decision.get("promote") else "do not promote"
+        parts.append(f"## Gate: {verdict}\n" + "\n".join(f"- {r}" for r in decision.get("reasons", [])))
+    if cleaning:
+        parts.append("## Cleaning\n" + _table([(k, v) for k, v in cleaning.items()], ("step", "rows")))
+    if result.get("validation"):
+        rows = [(o["suite"], o["expectation"], o.get("column") or "", "pass" if o["success"] else "**FAIL**",
+                 _fmt(o.get("observed")), o.get("threshold", "")) for o in result["validation"]]
+        parts.append("## Data quality\n" + _table(rows, ("suite", "expectation", "column", "result", "observed",
+                                                           "threshold")))
+    if result.get("data_docs"):
+        parts.append(f"Data Docs: [{result['data_docs']}](file://{result['data_docs']})")
+    return "\n\n".join(parts)

@@ -1,0 +1,192 @@
+"""Data validation with Great Expectations 1.x: the suites in `expectations/`, Data Docs on disk.
+
+One `DataValidator` serves one run: every suite it runs lands in the same Data Docs site, a folder
+of its own under `GENREC_HOME/data_docs/`, so earlier runs' reports are never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from genrec.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+SUITES_DIR = Path(__file__).resolve().parents[1] / "expectations"
+
+
+def raw_suite_name(fmt: str) -> str:
+    """The raw-input suite of a format (`parquet` shares the `csv` suite)."""
+    return "raw_" + ("csv" if fmt == "parquet" else fmt).replace("-", "_")
+
+
+def load_suite_spec(name: str, suites_dir: Path = SUITES_DIR) -> dict[str, Any]:
+    path = suites_dir / f"{name}.json"
+    if not path.is_file():
+        raise UsageError(f"No expectation suite {name!r} at {path}.")
+    return json.loads(path.read_text())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation's result, flattened for tables, artifacts and error messages."""
+
+    suite: str
+    expectation: str
+    column: str | None
+    success: bool
+    observed: Any
+    threshold: str
+    unexpected_count: int | None
+    examples: list[Any]
+    notes: str = ""
+
+    def sentence(self) -> str:
+        where = f"column {self.column!r}" if self.column else "the table"
+        what = self.expectation.removeprefix("expect_").replace("_", " ")
+        detail = []
+        if self.unexpected_count:
+            detail.append(f"{self.unexpected_count} rows")
+        if self.examples:
+            detail.append(f"e.g. {self.examples[0]!r}")
+        if self.observed is not None and not self.unexpected_count:
+            detail.append(f"observed {self.observed!r}")
+        if self.threshold:
+            detail.append(f"expected {self.threshold}")
+        return f"{where}: {what} failed ({', '.join(detail)})" if detail else f"{where}: {what} failed"
+
+
+@dataclass
+class ValidationReport:
+    suite: str
+    success: bool
+    outcomes: list[Outcome] = field(default_factory=list)
+    data_docs: Path | None = None
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    def summary(self) -> str:
+        failed = self.failures
+        if not failed:
+            return f"{self.suite}: all {len(self.outcomes)} expectations passed"
+        return f"{self.suite}: " + "; ".join(o.sentence() for o in failed)
+
+
+def _threshold(kwargs: dict[str, Any]) -> str:
+    parts = []
+    for key in ("min_value", "max_value", "regex", "mostly", "type_", "column_list"):
+        if key in kwargs and kwargs[key] is not None:
+            parts.append(f"{key.removesuffix('_value')}={kwargs[key]}")
+    return ", ".join(parts)
+
+
+class DataValidator:
+    """Runs named suites on data frames and writes Data Docs to `docs_dir`."""
+
+    def __init__(self, docs_dir: Path, suites_dir: Path = SUITES_DIR):
+        import great_expectations as gx
+
+        self.docs_dir = Path(docs_dir)
+        self.docs_dir.mkdir(parents=True, exist_ok=True)
+        self.suites_dir = suites_dir
+        self._gx = gx
+        self._ctx = gx.get_context(mode="ephemeral")
+        self._ctx.variables.progress_bars = {"globally": False, "metric_calculations": False}
+        self._ctx.add_data_docs_site(
+            site_name="genrec",
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(self.docs_dir),
+                },
+            },
+        )
+        self._runs = 0
+        self._asset = self._ctx.data_sources.add_pandas("genrec").add_dataframe_asset("data")
+
+    @property
+    def index(self) -> Path:
+        return self.docs_dir / "index.html"
+
+    def _suite(self, name: str, columns: set[str]):
+        from great_expectations.core.expectation_suite import ExpectationSuite
+        from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+        spec = load_suite_spec(name, self.suites_dir)
+        configs = []
+        for exp in spec["expectations"]:
+            meta = exp.get("meta", {})
+            column = exp["kwargs"].get("column")
+            # An optional column's checks apply only where the column is present.
+            if meta.get("optional_column") and column not in columns:
+                continue
+            configs.append(ExpectationConfiguration(type=exp["type"], kwargs=exp["kwargs"], meta=meta))
+        return ExpectationSuite(name=name, expectations=configs, meta=spec.get("meta", {}))
+
+    def validate(self, frame: pd.DataFrame, suite: str, parameters: dict[str, Any] | None = None) -> ValidationReport:
+        """Validate `frame` against `suite`; `parameters` fill the suite's `$PARAMETER`s."""
+        gx = self._gx
+        self._runs += 1
+        name = f"{suite}-{self._runs}"
+        spec = self._suite(suite, set(frame.columns))
+        spec.name = name
+        suite_obj = self._ctx.suites.add(spec)
+        batch = self._asset.add_batch_definition_whole_dataframe(name)
+        definition = self._ctx.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite_obj)
+        )
+        checkpoint = self._ctx.checkpoints.add(
+            gx.Checkpoint(
+                name=name,
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data-docs", site_names=["genrec"])],
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 3},
+            )
+        )
+        result = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters or {})
+        outcomes = []
+        for run_result in result.run_results.values():
+            for r in run_result.results:
+                cfg = r.expectation_config
+                res = r.result or {}
+                outcomes.append(
+                    Outcome(
+                        suite=suite,
+                        expectation=cfg.type,
+                        column=cfg.kwargs.get("column") or (",".join(cfg.kwargs.get("column_list", [])) or None),
+                        success=bool(r.success),
+                        observed=_plain(res.get("observed_value")),
+                        threshold=_threshold(cfg.kwargs),
+                        unexpected_count=res.get("unexpected_count"),
+                        examples=[_plain(v) for v in (res.get("partial_unexpected_list") or [])[:3]],
+                        notes=(cfg.meta or {}).get("notes", ""),
+                    )
+                )
+                if r.exception_info and r.exception_info.get("raised_exception"):
+                    log.warning("expectation %s raised: %s", cfg.type, r.exception_info.get("exception_message"))
+        report = ValidationReport(suite=suite, success=bool(result.success), outcomes=outcomes, data_docs=self.index)
+        log.info("%s", report.summary())
+        return report
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly value for reports (timestamps to ISO text, NaN to None)."""
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    return value

@@ -1,0 +1,66 @@
+"""The training flow end to end on the real Prefect engine, MLflow registry (SQLite) and GX suites."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from genrec import registry
+from genrec.cli import app
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _cli(*args):
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_flow_twice_then_bad_data(genrec_home, clustered_csv, tmp_path):
+    from flows.training import train_flow
+
+    first = train_flow(data=str(clustered_csv), format="csv", config="tiny")
+    assert first["status"] == "promoted", first["decision"]
+    assert first["model_version"] == first["champion_version"] == "1"
+    assert first["metrics"]["ndcg@20"] > first["baseline_metrics"]["ndcg@20"]
+    assert first["champion_metrics"] is None
+    assert (genrec_home / "mlflow.db").is_file()
+    assert first["data_docs"].startswith(str(genrec_home)) and first["data_docs"].endswith("index.html")
+
+    second = train_flow(data=str(clustered_csv), format="csv", config="tiny")
+    assert second["model_version"] == "2"
+    # Same data, same seed: the same model, so it cannot beat the champion it equals.
+    assert second["status"] == "not_promoted" and second["champion_version"] == "1"
+    assert second["champion_metrics"]["ndcg@20"] == pytest.approx(second["metrics"]["ndcg@20"])
+    assert any("champion" in r and "fails" in r for r in second["decision"]["reasons"])
+    assert second["data_docs"] != first["data_docs"]  # one report per run
+
+    versions = {v["version"]: v for v in registry.list_versions("genrec")}
+    assert versions["1"]["aliases"] == ["champion"] and versions["2"]["aliases"] == ["challenger"]
+    assert versions["2"]["decision"]["promote"] is False and versions["2"]["decision"]["reasons"]
+    assert versions["2"]["data_fingerprint"] == versions["1"]["data_fingerprint"] == first["data_fingerprint"]
+    assert versions["2"]["flow_run_id"] == second["flow_run_id"]
+    events = registry.history("genrec")
+    assert [(e["from_version"], e["to_version"]) for e in events] == [(None, "1")]
+    assert first["flow_run_id"] in events[0]["actor"]
+
+    # Broken data: exit 3, JSON says so, nothing trained or registered, champion untouched.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,item_id\n1,\n,2\n")
+    code, out, err = _cli("run", "--data", str(bad), "--format", "csv", "--config", "tiny", "--json")
+    assert code == 3, err
+    payload = json.loads(out)
+    assert payload["status"] == "data_rejected" and payload["model_version"] is None
+    assert "bad.csv" in err and "item_id" in err and "Traceback" not in err
+    assert len(registry.list_versions("genrec")) == 2
+    assert registry.champion_version("genrec") == "1"
+    assert len(registry.history("genrec")) == 1
+
+    # The registered model answers through its own interface, as a server would.
+    model = registry.load_model("models:/genrec@champion")
+    user = next(iter(clustered_csv.read_text().splitlines()[1:])).split(",")[0]
+    import pandas as pd
+
+    out = model.predict(pd.DataFrame({"user_id": [user], "history": [[]]}), params={"k": 5})
+    assert out.iloc[0]["user_id"] == user and len(out.iloc[0]["items"]) == 5
+    assert all(i.startswith("i" + user[1]) for i in out.iloc[0]["items"][:3])  # own cluster first

@@ -1,0 +1,149 @@
+"""One conformance suite every model passes, plus each model's known answer."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from genrec.config import ModelConfig
+from genrec.errors import NotFittedError
+from genrec.evaluation import evaluate_scores
+from genrec.models import FAMILIES, make_model
+from genrec.models.cfgan import CFGAN
+
+BLOCK = 8
+
+
+def checkerboard(n_blocks: int = 3) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Users and items in blocks; each user saw every item of their block but one (the diagonal),
+    which is held out. The held-out item is the known top-1 answer for a model that learns blocks."""
+    n = n_blocks * BLOCK
+    train_rows, train_cols, test_rows, test_cols = [], [], [], []
+    for u in range(n):
+        block = u // BLOCK
+        for i in range(block * BLOCK, (block + 1) * BLOCK):
+            (test_rows if i == u else train_rows).append(u)
+            (test_cols if i == u else train_cols).append(i)
+    train = sp.csr_matrix((np.ones(len(train_rows), np.float32), (train_rows, train_cols)), shape=(n, n))
+    test = sp.csr_matrix((np.ones(len(test_rows), np.float32), (test_rows, test_cols)), shape=(n, n))
+    return train, test
+
+
+CFGAN_FAST = dict(hidden_g=64, input_dropout=0.5, hidden_d=16, batch_g=32, batch_d=32, lr_g=1e-2, lr_d=1e-3, g_steps=1, d_steps=1,
+                  epochs=150, zr_coefficient=0.1, reg_g=0.0, device="cpu", seed=0)
+
+
+def fitted(name: str, train: sp.csr_matrix, validation=None):
+    if name == "cfgan":
+        return CFGAN(**CFGAN_FAST).fit(train, validation)
+    return make_model(ModelConfig(name=name)).fit(train, validation)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+class TestConformance:
+    def test_use_before_fit_raises(self, name):
+        model = make_model(ModelConfig(name=name))
+        with pytest.raises(NotFittedError):
+            model.score(np.array([0]))
+        with pytest.raises(NotFittedError):
+            model.recommend(np.array([0]), k=3)
+
+    def test_init_stores_only_hyperparameters(self, name):
+        model = make_model(ModelConfig(name=name))
+        assert not [k for k in vars(model) if k.endswith("_")]
+
+    def test_recommend_excludes_seen_and_pads(self, name):
+        train, _ = checkerboard(2)
+        model = fitted(name, train)
+        items, scores = model.recommend(np.arange(train.shape[0]), k=3)
+        assert items.shape == scores.shape == (train.shape[0], 3)
+        for u in range(train.shape[0]):
+            seen = set(train[u].indices)
+            assert not seen & set(items[u][items[u] >= 0].tolist())
+        # With exclude_seen=False the user's own items may come back.
+        items_all, _ = model.recommend(np.arange(2), k=train.shape[1], exclude_seen=False)
+        assert (items_all >= 0).all()
+        assert model.score(np.arange(2)).shape == (2, train.shape[1])
+
+
+def test_cfgan_known_answer_checkerboard():
+    train, test = checkerboard(3)
+    model = fitted("cfgan", train)
+    items, _ = model.recommend(np.arange(train.shape[0]), k=1)
+    assert items[:, 0].tolist() == list(range(train.shape[0]))  # the held-out diagonal, for every user
+    result = evaluate_scores(model.score, train, test, ks=(1,))
+    assert result.metrics["ndcg@1"] == 1.0
+
+
+def test_popularity_known_answer():
+    # item 2 is seen by 4 users, item 0 by 3, item 1 by 2, item 3 by 1.
+    rows = [0, 1, 2, 3, 0, 1, 2, 0, 1, 4]
+    cols = [2, 2, 2, 2, 0, 0, 0, 1, 1, 3]
+    train = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(5, 5))
+    model = fitted("pop", train)
+    items, scores = model.recommend(np.array([3, 4]), k=3)
+    assert items.tolist() == [[0, 1, 3], [2, 0, 1]]  # user 3 saw item 2, user 4 saw item 3
+    assert scores[1].tolist() == [4.0, 3.0, 2.0]
+
+
+def test_cfgan_early_stops_on_validation_and_keeps_best_epoch():
+    train, test = checkerboard(3)
+    model = CFGAN(**{**CFGAN_FAST, "epochs": 400, "patience": 10}).fit(train, validation=test)
+    assert len(model.history_) < 400  # stopped early
+    assert model.best_epoch_ == max(model.history_, key=lambda h: h["val_ndcg@20"])["epoch"]
+    assert len(model.history_) - model.best_epoch_ == 10
+    assert {"d_loss", "g_loss", "val_ndcg@20"} <= set(model.history_[0])
+
+
+def test_cfgan_is_seeded():
+    train, _ = checkerboard(2)
+    a = CFGAN(**{**CFGAN_FAST, "epochs": 5}).fit(train).score(np.arange(4))
+    b = CFGAN(**{**CFGAN_FAST, "epochs": 5}).fit(train).score(np.arange(4))
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("scheme", ["ZR", "ZP"])
+def test_cfgan_schemes_with_zero_reconstruction_learn_the_blocks(scheme):
+    train, test = checkerboard(3)
+    model = CFGAN(**{**CFGAN_FAST, "scheme": scheme}).fit(train)
+    assert evaluate_scores(model.score, train, test, ks=(1,)).metrics["ndcg@1"] == 1.0
+
+
+@pytest.mark.parametrize("scheme", ["ZR", "PM", "ZP"])
+def test_cfgan_masks_follow_the_scheme(scheme):
+    from genrec.models.cfgan import CFGANTrainer
+
+    train, _ = checkerboard(3)
+    model = CFGAN(**{**CFGAN_FAST, "scheme": scheme, "pm_ratio": 0.5, "zr_ratio": 0.25})
+    trainer = CFGANTrainer(model, train.tocsr(), torch.device("cpu"))
+    real = torch.from_numpy(train.toarray())
+    torch.manual_seed(0)
+    pm, zr = trainer._masks(real.repeat(200, 1))
+    real = real.repeat(200, 1)
+    unobserved = real == 0
+    k_u = pm - real
+    assert ((k_u == 0) | ((k_u == 1) & unobserved)).all()  # e_u + k_u, k_u among unobserved items only
+    assert ((zr == 0) | unobserved).all()
+    share_pm = float(k_u[unobserved].mean())
+    share_zr = float(zr[unobserved].mean())
+    assert share_pm == (pytest.approx(0.5, abs=0.01) if scheme in ("PM", "ZP") else 0.0)
+    assert share_zr == (pytest.approx(0.25, abs=0.01) if scheme in ("ZR", "ZP") else 0.0)
+
+
+def test_cfgan_checkpoint_describes_itself(tmp_path):
+    train, test = checkerboard(2)
+    model = CFGAN(**{**CFGAN_FAST, "epochs": 5}).fit(train, test)
+    path = tmp_path / "ckpt.pt"
+    model.save_checkpoint(path, data_fingerprint="abc", config={"model": {"epochs": 5}})
+    ckpt = torch.load(path, weights_only=False)
+    assert {"generator", "discriminator", "opt_g", "opt_d", "hyperparameters", "best_epoch",
+            "best_val_ndcg@20", "data_fingerprint", "config"} <= set(ckpt)
+    assert ckpt["hyperparameters"]["hidden_g"] == 64 and ckpt["data_fingerprint"] == "abc"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cfgan_trains_on_cuda_and_serves_on_cpu():
+    train, test = checkerboard(3)
+    model = CFGAN(**{**CFGAN_FAST, "device": "cuda"}).fit(train)
+    assert next(model.generator_.parameters()).device.type == "cpu"
+    assert evaluate_scores(model.score, train, test, ks=(1,)).metrics["ndcg@1"] == 1.0
