@@ -65,14 +65,48 @@ def _main(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
 ) -> None:
     STATE["debug"] = debug or bool(os.environ.get("GENREC_DEBUG"))
-    logging.basicConfig(
-        level=logging.DEBUG if STATE["debug"] else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    lib = logging.getLogger("genrec")
+    if not any(isinstance(h, _StderrHandler) for h in lib.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        lib.addHandler(handler)
+    lib.setLevel(logging.DEBUG if STATE["debug"] else logging.WARNING)
     if not STATE["debug"]:
         for noisy in ("great_expectations", "mlflow", "alembic", "urllib3", "httpx"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time of the record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+class _ExpectedErrors(logging.Filter):
+    """Drop the traceback from log records of genrec's own expected errors (bad data and the
+    like): the sentence says what is wrong; `--debug` keeps the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], GenrecError) and not STATE["debug"]:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_expected_tracebacks() -> None:
+    for name in ("prefect", "prefect.task_runs", "prefect.flow_runs", ""):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _ExpectedErrors) for f in handler.filters):
+                handler.addFilter(_ExpectedErrors())
 
 
 # --- run -----------------------------------------------------------------------------------------
@@ -97,6 +131,7 @@ def run(
         _check_path(data)
     from flows.training import train_flow
 
+    _quiet_expected_tracebacks()
     state = train_flow(data=str(data) if data else None, format=fmt, config=config, overrides=list(overrides),
                        return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details else None

@@ -90,6 +90,9 @@ class ModelConfig:
     """Weight of the ZR term in the generator's loss."""
     input_dropout: float = 0.0
     """Share of a user's history hidden from the generator's input during training (0: as published)."""
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the generator's weights with this decay per step and
+    use it for validation and serving (0: the raw generator, as published)."""
     reg_g: float = 0.001
     """L2 penalty on the generator's weights."""
     reg_d: float = 0.0

@@ -34,12 +34,13 @@ class ServingBundle:
 
     @classmethod
     def build(cls, model: Recommender, data: PreparedData) -> "ServingBundle":
-        known = data.known
+        # Served users are conditioned on everything they did, held-out splits included.
+        everything = (data.train + data.validation + data.test).tocsr()
         return cls(
             model=model,
             user_ids=data.user_ids.astype(str),
             item_ids=data.item_ids.astype(str),
-            histories=known,
+            histories=everything,
             popularity=np.asarray(data.train.sum(axis=0)).ravel(),
             model_family=model.name,
             data_fingerprint=data.fingerprint,

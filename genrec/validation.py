@@ -93,12 +93,20 @@ class DataValidator:
 
     def __init__(self, docs_dir: Path, suites_dir: Path = SUITES_DIR):
         import great_expectations as gx
+        from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
 
         self.docs_dir = Path(docs_dir)
         self.docs_dir.mkdir(parents=True, exist_ok=True)
         self.suites_dir = suites_dir
         self._gx = gx
-        self._ctx = gx.get_context(mode="ephemeral")
+        # In-memory stores and no temporary docs site: the only files written are our Data Docs.
+        self._ctx = gx.get_context(
+            mode="ephemeral",
+            project_config=DataContextConfig(
+                store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+                analytics_enabled=False,
+            ),
+        )
         self._ctx.variables.progress_bars = {"globally": False, "metric_calculations": False}
         self._ctx.add_data_docs_site(
             site_name="genrec",

@@ -25,6 +25,9 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def prefect_harness():
+    # Import the flows (and with them Prefect's logging set-up) here, outside any CliRunner, so
+    # that Prefect's console handler is not bound to a CliRunner stream that closes afterwards.
+    import flows.training  # noqa: F401
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=90):

@@ -51,6 +51,15 @@ class CFGANTrainer:
         self.generator = Generator(n_items, model.hidden_g, model.layers_g).to(device)
         self.discriminator = Discriminator(n_items, model.hidden_d, model.layers_d).to(device)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=model.lr_g)
+        # An exponential moving average of G's weights smooths the adversarial noise; it is what
+        # validation sees and what is kept (ema_decay=0: the raw generator, as published).
+        self.average = (
+            torch.optim.swa_utils.AveragedModel(
+                self.generator, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(model.ema_decay)
+            )
+            if model.ema_decay
+            else None
+        )
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=model.lr_d)
         # Users with no training interaction carry no signal for either network.
         self.users = np.flatnonzero(np.diff(train.indptr) > 0)
@@ -117,6 +126,8 @@ class CFGANTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
+        if self.average is not None:
+            self.average.update_parameters(self.generator)
         return float(loss.detach())
 
     def epoch(self) -> dict[str, float]:
@@ -152,6 +163,7 @@ class CFGAN(Recommender):
         pm_ratio: float = 0.7,
         zr_coefficient: float = 0.03,
         input_dropout: float = 0.0,
+        ema_decay: float = 0.0,
         reg_g: float = 0.001,
         reg_d: float = 0.0,
         lr_g: float = 1e-4,
@@ -175,6 +187,7 @@ class CFGAN(Recommender):
         self.pm_ratio = pm_ratio
         self.zr_coefficient = zr_coefficient
         self.input_dropout = input_dropout
+        self.ema_decay = ema_decay
         self.reg_g = reg_g
         self.reg_d = reg_d
         self.lr_g = lr_g
@@ -205,7 +218,7 @@ class CFGAN(Recommender):
         trainer = CFGANTrainer(self, train, device)
         self.train_ = train
         self._trainer = trainer
-        self.generator_ = trainer.generator
+        self.generator_ = trainer.average.module if trainer.average is not None else trainer.generator
         self.device_ = device
         self.history_: list[dict[str, float]] = []
         self.best_epoch_ = 0
