@@ -168,7 +168,8 @@ def _print_run(result: dict[str, Any]) -> None:
     for name, value in result["metrics"].items():
         table.add_row(name, f"{value:.4f}", *(f"{d[name]:.4f}" if name in d else "—" for d in (champion, baseline)))
     out.print(table)
-    verdict = "promote" if result["decision"]["promote"] else "keep the champion"
+    verdict = "promote" if result["decision"]["promote"] else (
+        "keep the champion" if result.get("champion_metrics") else "do not promote (no champion yet)")
     out.print(f"Gate: [bold]{verdict}[/]")
     for reason in result["decision"]["reasons"]:
         out.print(f"  - {reason}", highlight=False)

@@ -167,10 +167,12 @@ class Config:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # CFGAN's user-based ZP scheme with the authors' ML-100K network sizes and sampling ratios,
-    # plus input dropout on the generator's condition, larger batches and a 10x learning rate
+    # plus input dropout on the generator's condition, an average of the generator's weights,
+    # larger batches and a 10x learning rate
     # (measured on the ML-100K split: see README, "Model quality").
     "default": {
         "model.input_dropout": 0.5,
+        "model.ema_decay": 0.995,
         "model.batch_g": 256,
         "model.batch_d": 256,
         "model.lr_g": 1e-3,
