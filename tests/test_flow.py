@@ -27,6 +27,25 @@ def test_flow_twice_then_bad_data(genrec_home, clustered_csv, tmp_path):
     assert (genrec_home / "mlflow.db").is_file()
     assert first["data_docs"].startswith(str(genrec_home)) and first["data_docs"].endswith("index.html")
 
+    # The MLflow run holds per-epoch losses and validation NDCG, the curves and the data-quality log.
+    client = registry.client()
+    run = client.get_run(first["mlflow_run_id"])
+    epochs = len(client.get_metric_history(run.info.run_id, "d_loss"))
+    assert epochs >= 1 and len(client.get_metric_history(run.info.run_id, "val_ndcg_at_20")) == epochs
+    assert run.data.params["model.name"] == "cfgan" and run.data.tags["data_fingerprint"] == first["data_fingerprint"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"training_curves.png", "data_quality.json"} <= artifacts
+
+    # The flow published its markdown report to Prefect.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as prefect_client:
+        reports = prefect_client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["genrec-training-report"])))
+    report = next(r for r in reports if str(r.flow_run_id) == first["flow_run_id"])
+    assert "promote" in report.data and first["data_docs"] in report.data and "ndcg@20" in report.data
+
     second = train_flow(data=str(clustered_csv), format="csv", config="tiny")
     assert second["model_version"] == "2"
     # Same data, same seed: the same model, so it cannot beat the champion it equals.

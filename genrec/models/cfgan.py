@@ -219,7 +219,7 @@ class CFGAN(Recommender):
         self.train_ = train
         self._trainer = trainer
         self.generator_ = trainer.average.module if trainer.average is not None else trainer.generator
-        self.device_ = device
+        self.trained_on_ = str(device)
         self.history_: list[dict[str, float]] = []
         self.best_epoch_ = 0
         self.best_score_ = -math.inf
@@ -259,8 +259,7 @@ class CFGAN(Recommender):
         else:
             self.best_epoch_ = len(self.history_)
         self.generator_.eval()
-        self.generator_.to("cpu")
-        self.device_ = torch.device("cpu")
+        self.generator_.to("cpu")  # served and pickled on the CPU, wherever it trained
         return self
 
     def __getstate__(self) -> dict:
