@@ -27,7 +27,7 @@ from genrec.models.pop import Popularity
 from genrec.paths import data_docs_dir, datasets_dir, genrec_home, run_stamp
 from genrec.preprocessing import PreparedData
 from genrec.reporting import run_markdown, training_curves
-from genrec.serving import ServingBundle, evaluate_served, example_request
+from genrec.serving import ServingBundle, check_served, evaluate_served, example_request
 from genrec.validation import DataValidator, ValidationReport, raw_suite_name
 
 TASK = dict(cache_policy=NO_CACHE, persist_result=False)
@@ -114,9 +114,7 @@ def log_candidate(model: Recommender, data: PreparedData) -> str:
 def score_served(model_uri: str, data: PreparedData, cfg: Config) -> EvalResult:
     """Load a model back as a server would, answer its input example, then score the test users."""
     served = registry.load_model(model_uri)
-    example = served.input_example if hasattr(served, "input_example") else None
-    if example is not None:
-        served.predict(example[0] if isinstance(example, tuple) else example, params={"k": 3})
+    check_served(served)
     return evaluate_served(served, data, cfg.eval.ks)
 
 

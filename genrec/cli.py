@@ -126,9 +126,9 @@ def run(
 
     load_config(config, overrides)  # usage errors before the flow starts
     if data is not None:
-        from genrec.data import _check_path
+        from genrec.data import check_path
 
-        _check_path(data)
+        check_path(data)
     from flows.training import train_flow
 
     _quiet_expected_tracebacks()

@@ -83,7 +83,7 @@ class CleaningReport:
                 "rows_out": self.rows_out}
 
 
-def _check_path(path: Path) -> None:
+def check_path(path: Path) -> None:
     if not path.exists():
         raise UsageError(f"{path}: no such file.")
     if path.is_dir():
@@ -164,7 +164,7 @@ def read_raw(path: str | Path, fmt: str = "auto", cfg: DataConfig | None = None)
     """Read `path` in format `fmt` (or detect it) into a frame of strings."""
     cfg = cfg or DataConfig()
     path = Path(path)
-    _check_path(path)
+    check_path(path)
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt not in FORMATS:

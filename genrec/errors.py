@@ -37,3 +37,7 @@ class NotFittedError(GenrecError):
 
 class TrainingDivergedError(GenrecError):
     """Training produced non-finite losses or scores."""
+
+
+class ServingCheckError(GenrecError):
+    """A logged model, loaded back as a server would, cannot answer its own input example."""

@@ -147,6 +147,21 @@ def example_request(bundle: ServingBundle, n_items: int = 3) -> pd.DataFrame:
     return pd.DataFrame({"user_id": [str(bundle.user_ids[user])], "history": [items]})
 
 
+def check_served(model) -> None:
+    """The infrastructure check before any promotion: a model loaded back as a server would load
+    it answers its own input example with the response shape SPEC promises."""
+    from genrec.errors import ServingCheckError
+
+    example = getattr(model, "input_example", None)
+    if example is None:
+        raise ServingCheckError("The logged model has no input example to check it with.")
+    out = model.predict(example, params={"k": 3})
+    if list(out.columns) != ["user_id", "items", "scores"] or len(out) != len(example):
+        raise ServingCheckError(f"The logged model answered its input example with columns {list(out.columns)}.")
+    if not all(len(items) == len(scores) > 0 for items, scores in zip(out["items"], out["scores"])):
+        raise ServingCheckError("The logged model answered its input example with no recommendations.")
+
+
 def evaluate_served(model, data: PreparedData, ks: tuple[int, ...]):
     """Score `data`'s test users through a served model's interface (`predict(frame, params=)`),
     with string ids both ways, and measure the rankings like any other model's."""

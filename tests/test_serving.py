@@ -1,0 +1,63 @@
+"""What a served model answers, string ids in and out (the pyfunc wrapper only delegates here)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genrec.config import PrepareConfig
+from genrec.errors import ServingCheckError
+from genrec.models.pop import Popularity
+from genrec.preprocessing import prepare
+from genrec.serving import BadRequest, ServingBundle, check_served, example_request
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    # Item "a" is the most popular, then "b", "c", "d"; user ids and item ids are strings.
+    rows = [("7", "a"), ("7", "b"), ("8", "a"), ("8", "c"), ("9", "a"), ("9", "b"), ("10", "d"), ("10", "a")]
+    df = pd.DataFrame(rows, columns=["user_id", "item_id"]).assign(rating=np.nan, timestamp=pd.NaT)
+    data = prepare(df, PrepareConfig(min_interactions_to_split=99))  # everything in train
+    return ServingBundle.build(Popularity().fit(data.train), data)
+
+
+def test_history_in_string_ids_out(bundle):
+    out = bundle.predict(pd.DataFrame({"user_id": ["x"], "history": [["a", "no-such-item"]]}), k=2)
+    assert out.iloc[0]["user_id"] == "x"
+    assert out.iloc[0]["items"] == ["b", "c"]  # "a" is in the history, the unknown item is ignored
+    assert all(isinstance(i, str) for i in out.iloc[0]["items"])
+
+
+def test_known_user_without_history_uses_their_record(bundle):
+    out = bundle.predict(pd.DataFrame({"user_id": ["7"], "history": [[]]}), k=3)
+    assert out.iloc[0]["items"] == ["c", "d"]  # 7 has a and b; only two items are left
+
+
+def test_unknown_user_and_empty_history_get_popularity(bundle):
+    out = bundle.predict(pd.DataFrame({"user_id": ["stranger"], "history": [[]]}), k=3)
+    assert out.iloc[0]["items"] == ["a", "b", "c"]
+    assert out.iloc[0]["scores"] == [4.0, 2.0, 1.0]
+
+
+@pytest.mark.parametrize("frame, k", [(pd.DataFrame({"other": [1]}), 3), (pd.DataFrame({"user_id": ["7"]}), 0),
+                                      (pd.DataFrame({"user_id": ["7"], "history": [5]}), 3)])
+def test_bad_requests(bundle, frame, k):
+    with pytest.raises(BadRequest):
+        bundle.predict(frame, k=k)
+
+
+class Served:
+    """The two things of a loaded pyfunc model that the check uses."""
+
+    def __init__(self, bundle, broken=False):
+        self.bundle, self.broken = bundle, broken
+        self.input_example = example_request(bundle)
+
+    def predict(self, frame, params):
+        out = self.bundle.predict(frame, k=params["k"])
+        return out.drop(columns="scores") if self.broken else out
+
+
+def test_infrastructure_check(bundle):
+    check_served(Served(bundle))
+    with pytest.raises(ServingCheckError, match="columns"):
+        check_served(Served(bundle, broken=True))
