@@ -272,6 +272,7 @@ def evaluate(
         start = time.perf_counter()
         result = evaluate_served(served, data, cfg.eval.ks)
         name = model_uri
+        chosen = {}
     else:
         fitted = make_model(cfg.model, progress=cfg.progress).fit(data.train, data.validation)
         fit_seconds = time.perf_counter() - start
@@ -279,6 +280,7 @@ def evaluate(
         known = data.known
         result = evaluate_scores(lambda u: fitted.score_history(known[u]), known, data.test, cfg.eval.ks)
         name = cfg.model.name
+        chosen = fitted.chosen_params_
     payload = {
         "model": name,
         "users": int(len(result.users)),
@@ -286,6 +288,7 @@ def evaluate(
         "metrics": {k: round(v, 6) for k, v in result.metrics.items()},
         "fit_seconds": round(fit_seconds, 3),
         "eval_seconds": round(time.perf_counter() - start, 3),
+        "chosen_on_validation": chosen,
     }
     if as_json:
         _emit_json(payload)

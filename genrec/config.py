@@ -63,9 +63,15 @@ class ValidationConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "cfgan"
-    """Model family: `cfgan` or `pop`."""
+    """Model family: `cfgan`, `ease`, `itemknn` or `pop`."""
+    ease_lambdas: tuple[float, ...] = (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 800.0, 1200.0, 2000.0)
+    """EASE: L2 strengths tried; the one with the best validation NDCG@20 is kept."""
+    knn_neighbours: tuple[int, ...] = (10, 25, 50, 100, 200, 400)
+    """ItemKNN: neighbourhood sizes tried; the best on validation NDCG@20 is kept."""
+    knn_shrink: float = 0.0
+    """ItemKNN: shrink term added to the cosine's denominator."""
     device: str = "auto"
-    """`auto` (CUDA when present, else CPU), `cpu` or `cuda`."""
+    """CFGAN: `auto` (CUDA when present, else CPU), `cpu` or `cuda`."""
     seed: int = 0
     """Seed of weight initialisation and negative sampling."""
     epochs: int = 300

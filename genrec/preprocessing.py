@@ -97,7 +97,8 @@ def split_per_user(
     """Assign each interaction to 0 (train), 1 (validation) or 2 (test), seeded, per user.
 
     A user with n >= `min_interactions_to_split` interactions gives round(test_fraction * n) (at least
-    one) to test and round(validation_fraction * rest) (at least one if two remain) to validation.
+    one) to test and round(validation_fraction * rest) (at least one if two remain) to validation;
+    a fraction of 0 gives none.
     """
     rng = np.random.default_rng(prepare.seed)
     order = np.lexsort((rng.random(len(users)), users))
@@ -107,9 +108,13 @@ def split_per_user(
     rank = np.arange(len(users)) - starts[sorted_users]
     n = counts[sorted_users]
     splittable = n >= prepare.min_interactions_to_split
-    n_test = np.where(splittable, np.maximum(1, np.rint(prepare.test_fraction * n)), 0)
+    n_test = np.where(splittable & (prepare.test_fraction > 0), np.maximum(1, np.rint(prepare.test_fraction * n)), 0)
     rest = n - n_test
-    n_val = np.where(splittable & (rest >= 2), np.maximum(1, np.rint(prepare.validation_fraction * rest)), 0)
+    n_val = np.where(
+        splittable & (rest >= 2) & (prepare.validation_fraction > 0),
+        np.maximum(1, np.rint(prepare.validation_fraction * rest)),
+        0,
+    )
     part_sorted = np.where(rank < n_test, 2, np.where(rank < n_test + n_val, 1, 0)).astype(np.int8)
     part = np.empty_like(part_sorted)
     part[order] = part_sorted

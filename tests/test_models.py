@@ -64,11 +64,13 @@ class TestConformance:
         items_all, _ = model.recommend(np.arange(2), k=train.shape[1], exclude_seen=False)
         assert (items_all >= 0).all()
         assert model.score(np.arange(2)).shape == (2, train.shape[1])
+        assert isinstance(model.chosen_params_, dict)
 
 
-def test_cfgan_known_answer_checkerboard():
+@pytest.mark.parametrize("name", ["cfgan", "ease", "itemknn"])
+def test_known_answer_checkerboard(name):
     train, test = checkerboard(3)
-    model = fitted("cfgan", train)
+    model = fitted(name, train)
     items, _ = model.recommend(np.arange(train.shape[0]), k=1)
     assert items[:, 0].tolist() == list(range(train.shape[0]))  # the held-out diagonal, for every user
     result = evaluate_scores(model.score, train, test, ks=(1,))

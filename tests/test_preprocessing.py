@@ -43,3 +43,21 @@ def test_prepare_builds_sparse_splits_and_fingerprint():
     assert data.fingerprint == fingerprint(df.sample(frac=1, random_state=3))
     assert data.fingerprint != fingerprint(df.iloc[1:])
     assert data.train_cutoff is not None
+
+
+def test_zero_fractions_hold_nothing_out():
+    users = np.repeat(np.arange(3), 10)
+    part = split_per_user(users, 3, PrepareConfig(test_fraction=0.25, validation_fraction=0.0))
+    assert set(np.unique(part)) == {0, 2}
+    assert (split_per_user(users, 3, PrepareConfig(test_fraction=0.0, validation_fraction=0.0)) == 0).all()
+
+
+def test_from_split_keeps_every_training_interaction():
+    from genrec.preprocessing import from_split
+
+    train = _frame()
+    test = train.groupby("user_id").head(1).assign(item_id="i3")
+    test = test[~test.set_index(["user_id", "item_id"]).index.isin(train.set_index(["user_id", "item_id"]).index)]
+    data = from_split(train, test, PrepareConfig(validation_fraction=0.2))
+    assert data.train.nnz + data.validation.nnz == len(train)
+    assert data.validation.nnz > 0 and data.test.nnz == len(test)

@@ -5,9 +5,16 @@ from __future__ import annotations
 from genrec.config import ModelConfig
 from genrec.models.base import Recommender
 from genrec.models.cfgan import CFGAN
+from genrec.models.ease import EASE
+from genrec.models.itemknn import ItemKNN
 from genrec.models.pop import Popularity
 
-FAMILIES: dict[str, type[Recommender]] = {"cfgan": CFGAN, "pop": Popularity}
+FAMILIES: dict[str, type[Recommender]] = {"cfgan": CFGAN, "ease": EASE, "itemknn": ItemKNN, "pop": Popularity}
+CFGAN_FIELDS = (
+    "device", "seed", "epochs", "patience", "hidden_g", "hidden_d", "layers_g", "layers_d", "scheme", "zr_ratio",
+    "pm_ratio", "zr_coefficient", "input_dropout", "ema_decay", "reg_g", "reg_d", "lr_g", "lr_d", "batch_g",
+    "batch_d", "g_steps", "d_steps",
+)
 
 
 def make_model(cfg: ModelConfig, progress: bool = False) -> Recommender:
@@ -18,5 +25,8 @@ def make_model(cfg: ModelConfig, progress: bool = False) -> Recommender:
         raise UsageError(f"Unknown model family {cfg.name!r}; expected one of: {', '.join(FAMILIES)}.")
     if cfg.name == "pop":
         return Popularity()
-    fields = {k: v for k, v in vars(cfg).items() if k != "name"}
-    return CFGAN(**fields, progress=progress)
+    if cfg.name == "ease":
+        return EASE(lambdas=cfg.ease_lambdas)
+    if cfg.name == "itemknn":
+        return ItemKNN(neighbours=cfg.knn_neighbours, shrink=cfg.knn_shrink)
+    return CFGAN(**{k: getattr(cfg, k) for k in CFGAN_FIELDS}, progress=progress)

@@ -258,6 +258,7 @@ class CFGAN(Recommender):
             self.generator_.load_state_dict(best_state)
         else:
             self.best_epoch_ = len(self.history_)
+        self.chosen_params_ = {"epochs": self.best_epoch_}
         self.generator_.eval()
         self.generator_.to("cpu")  # served and pickled on the CPU, wherever it trained
         return self

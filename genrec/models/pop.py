@@ -15,6 +15,7 @@ class Popularity(Recommender):
             on_epoch: EpochCallback | None = None) -> "Popularity":
         self.train_ = train.tocsr()
         self.popularity_ = np.asarray(train.sum(axis=0)).ravel().astype(np.float32)
+        self.chosen_params_: dict = {}
         return self
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
