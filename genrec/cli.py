@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from genrec.errors import DataError, GenrecError, NotFoundError, UsageError
@@ -46,14 +47,15 @@ def guarded(fn: Callable) -> Callable:
         except GenrecError as exc:
             if STATE["debug"]:
                 traceback.print_exc()
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             if STATE["debug"]:
                 traceback.print_exc()
-            err.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            err.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {escape(str(exc))} "
+                      "(rerun with --debug for the traceback)",
                       highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
@@ -144,7 +146,7 @@ def run(
         }
         if as_json:
             _emit_json(payload)
-        err.print(f"[bold red]data rejected:[/] {result}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]data rejected:[/] {escape(str(result))}", highlight=False, soft_wrap=True)
         if result.data_docs:
             err.print(f"Data Docs: {result.data_docs}", highlight=False, soft_wrap=True)
         raise typer.Exit(3)
@@ -172,7 +174,7 @@ def _print_run(result: dict[str, Any]) -> None:
         "keep the champion" if result.get("champion_metrics") else "do not promote (no champion yet)")
     out.print(f"Gate: [bold]{verdict}[/]")
     for reason in result["decision"]["reasons"]:
-        out.print(f"  - {reason}", highlight=False)
+        out.print(f"  - {escape(reason)}", highlight=False)
     out.print(f"Data Docs:   {result['data_docs']}", highlight=False, soft_wrap=True)
     out.print(f"MLflow:      {tracking_uri()} (run {result['mlflow_run_id']})", highlight=False, soft_wrap=True)
     out.print(f"Prefect run: {result['flow_run_id']}", highlight=False)
@@ -223,8 +225,8 @@ def validate(
             for o in r.outcomes:
                 seen = f"{o.unexpected_count} rows, e.g. {o.examples[:2]}" if o.unexpected_count else (
                     "" if o.observed is None else str(o.observed))
-                table.add_row(o.suite, o.expectation.removeprefix("expect_"), o.column or "",
-                              "[green]pass[/]" if o.success else "[bold red]FAIL[/]", seen, o.threshold)
+                table.add_row(o.suite, o.expectation.removeprefix("expect_"), escape(o.column or ""),
+                              "[green]pass[/]" if o.success else "[bold red]FAIL[/]", escape(seen), escape(o.threshold))
         out.print(table)
         if cleaning:
             out.print("Cleaning: " + ", ".join(f"{k} {v}" for k, v in cleaning.items()), highlight=False)
@@ -467,7 +469,8 @@ def deploy(
     deployments = load_deployments()
     ids = apply_deployments(deployments)
     for d, dep_id in zip(deployments, ids):
-        out.print(f"deployment {d.flow_name}/{d.name} ({dep_id}): {[s.schedule for s in d.schedules]}", highlight=False)
+        crons = ", ".join(f"cron {s.schedule.cron!r} ({s.schedule.timezone})" for s in d.schedules)
+        out.print(f"deployment {d.flow_name}/{d.name} ({dep_id}): {crons}", highlight=False)
     if serve_now:
         from prefect import serve as prefect_serve
 

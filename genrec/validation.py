@@ -48,18 +48,42 @@ class Outcome:
     notes: str = ""
 
     def sentence(self) -> str:
-        where = f"column {self.column!r}" if self.column else "the table"
-        what = self.expectation.removeprefix("expect_").replace("_", " ")
-        detail = []
-        if self.unexpected_count:
-            detail.append(f"{self.unexpected_count} rows")
-        if self.examples:
-            detail.append(f"e.g. {self.examples[0]!r}")
-        if self.observed is not None and not self.unexpected_count:
-            detail.append(f"observed {self.observed!r}")
-        if self.threshold:
-            detail.append(f"expected {self.threshold}")
-        return f"{where}: {what} failed ({', '.join(detail)})" if detail else f"{where}: {what} failed"
+        """What failed, in words a person reads: which column, how many rows, an example."""
+        col = f"column {self.column!r}"
+        rows = _count(self.unexpected_count or 0, "row")
+        example = f" (e.g. {_short(self.examples[0])})" if self.examples else ""
+        kind = self.expectation
+        if kind == "expect_column_to_exist":
+            return f"{col} is missing"
+        if kind == "expect_table_row_count_to_be_between":
+            if self.observed == 0:
+                return "the file has no data rows"
+            unit = "interaction" if self.suite == "prepared_interactions" else "row"
+            return f"there are {_count(self.observed, unit)}, expected {self.threshold}"
+        if kind == "expect_column_values_to_not_be_null":
+            return f"{col} is empty in {rows}"
+        if kind == "expect_column_values_to_match_regex":
+            return f"{col} has a value not of the expected form in {rows}{example}"
+        if kind == "expect_column_value_lengths_to_be_between":
+            return f"{col} has a value longer than allowed ({self.threshold} characters) in {rows}{example}"
+        if kind == "expect_column_values_to_be_between":
+            return f"{col} has a value out of range ({self.threshold}) in {rows}{example}"
+        if kind == "expect_column_unique_value_count_to_be_between":
+            what = {"user_id": "user", "item_id": "item"}.get(self.column or "", "distinct value")
+            return f"{col} has {_count(self.observed, what)}, expected {self.threshold}"
+        if kind == "expect_compound_columns_to_be_unique":
+            return f"{rows} repeat a ({self.column}) pair{example}"
+        what = kind.removeprefix("expect_").replace("_", " ")
+        return f"{col if self.column else 'the table'}: {what} failed (observed {self.observed!r})"
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" + ("" if n == 1 else "s")
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + f"...' ({len(str(value))} characters)"
 
 
 @dataclass
@@ -68,23 +92,42 @@ class ValidationReport:
     success: bool
     outcomes: list[Outcome] = field(default_factory=list)
     data_docs: Path | None = None
+    columns: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[Outcome]:
         return [o for o in self.outcomes if not o.success]
 
     def summary(self) -> str:
+        """One sentence; checks on a missing column are left out (the column's absence says it)."""
         failed = self.failures
         if not failed:
             return f"{self.suite}: all {len(self.outcomes)} expectations passed"
-        return f"{self.suite}: " + "; ".join(o.sentence() for o in failed)
+        missing = {o.column for o in failed if o.expectation == "expect_column_to_exist"}
+        shown = [o for o in failed if o.expectation == "expect_column_to_exist" or o.column not in missing]
+        text = "; ".join(o.sentence() for o in shown)
+        if missing and self.columns:
+            found = ", ".join(repr(c) for c in self.columns[:8])
+            text += f" (columns found: {found}"
+            if len(self.columns) == 1 and any(sep in self.columns[0] for sep in ";|\t"):
+                text += "; is the delimiter right?"
+            text += ")"
+        return f"{text} [suite {self.suite}]"
 
 
 def _threshold(kwargs: dict[str, Any]) -> str:
     parts = []
-    for key in ("min_value", "max_value", "regex", "mostly", "type_", "column_list"):
-        if key in kwargs and kwargs[key] is not None:
-            parts.append(f"{key.removesuffix('_value')}={kwargs[key]}")
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    if low is not None and high is not None:
+        parts.append(f"between {low} and {high}")
+    elif low is not None:
+        parts.append(f"at least {low}")
+    elif high is not None:
+        parts.append(f"at most {high}")
+    if kwargs.get("regex"):
+        parts.append(f"matching {kwargs['regex']}")
+    if kwargs.get("mostly") is not None:
+        parts.append(f"in {kwargs['mostly']:.1%} of rows")
     return ", ".join(parts)
 
 
@@ -182,7 +225,8 @@ class DataValidator:
                 )
                 if r.exception_info and r.exception_info.get("raised_exception"):
                     log.warning("expectation %s raised: %s", cfg.type, r.exception_info.get("exception_message"))
-        report = ValidationReport(suite=suite, success=bool(result.success), outcomes=outcomes, data_docs=self.index)
+        report = ValidationReport(suite=suite, success=bool(result.success), outcomes=outcomes, data_docs=self.index,
+                                  columns=[str(c) for c in frame.columns])
         log.info("%s", report.summary())
         return report
 
