@@ -19,6 +19,8 @@ from prefect.runtime import flow_run
 from genrec import data as gdata
 from genrec import preprocessing, registry
 from genrec.config import Config, load_config
+from genrec import drift, validation
+from genrec.drift import DataProfile, DriftCheck
 from genrec.errors import DataError
 from genrec.evaluation import EvalResult, evaluate_scores
 from genrec.gating import Decision, decide
@@ -34,7 +36,8 @@ TASK = dict(cache_policy=NO_CACHE, persist_result=False)
 
 
 def _reject(report: ValidationReport, path: Path) -> DataError:
-    return DataError(f"{path}: data rejected by validation: {report.summary()}.", data_docs=str(report.data_docs))
+    return DataError(f"{path}: data rejected by validation: {report.summary()}.", data_docs=str(report.data_docs),
+                     outcomes=[o.__dict__ for o in report.outcomes])
 
 
 @task(name="validate-raw", **TASK)
@@ -46,6 +49,16 @@ def validate_raw(path: Path, cfg: Config, validator: DataValidator) -> tuple[gda
     return raw, report
 
 
+@task(name="validate-item-attributes", **TASK)
+def validate_items(raw: gdata.RawData, cfg: Config, validator: DataValidator) -> ValidationReport | None:
+    report = validation.validate_item_attributes(validator, raw)
+    if report is not None and not report.success:
+        if cfg.validation.reject_bad_item_attributes:
+            raise _reject(report, raw.path)
+        get_run_logger().warning("item attributes: %s", report.summary())
+    return report
+
+
 @task(name="clean", **TASK)
 def clean(raw: gdata.RawData, cfg: Config) -> tuple[pd.DataFrame, dict[str, int]]:
     interactions, cleaning = gdata.to_interactions(raw)
@@ -55,18 +68,34 @@ def clean(raw: gdata.RawData, cfg: Config) -> tuple[pd.DataFrame, dict[str, int]
 
 @task(name="validate-prepared", **TASK)
 def validate_prepared(implicit: pd.DataFrame, cfg: Config, validator: DataValidator, path: Path) -> ValidationReport:
-    frame = implicit[["user_id", "item_id"] + (["timestamp"] if implicit["timestamp"].notna().any() else [])]
-    params = {
-        "min_interactions": cfg.validation.min_interactions,
-        "min_users": cfg.validation.min_users,
-        "min_items": cfg.validation.min_items,
-        "min_timestamp": pd.Timestamp("1970-01-01"),
-        "max_timestamp": pd.Timestamp.now() + pd.Timedelta(days=1),
-    }
-    report = validator.validate(frame, "prepared_interactions", params)
+    report = validation.validate_prepared(validator, implicit, cfg.validation)
     if not report.success:
         raise _reject(report, path)
     return report
+
+
+@task(name="check-drift", **TASK)
+def check_drift(
+    implicit: pd.DataFrame, cfg: Config, validator: DataValidator, path: Path
+) -> tuple[DataProfile, list[DriftCheck]]:
+    """Compare the prepared data with the champion's training data; reject if configured so."""
+    logger = get_run_logger()
+    profile = DataProfile.of(implicit)
+    champion = registry.champion_version(cfg.registry.model_name)
+    reference = registry.load_profile(cfg.registry.model_name, champion) if champion else None
+    if reference is None:
+        logger.info("no champion data profile to measure drift against")
+        return profile, []
+    checks, report = drift.check(reference, profile, cfg.drift, validator)
+    for c in checks:
+        if not c.passed:
+            logger.warning("drift against champion %s: %s %.4f > %.4f (%s)", champion, c.metric, c.value,
+                           c.threshold, c.action)
+    reason = drift.rejection(checks)
+    if reason:
+        raise DataError(f"{path}: data rejected for drift against champion version {champion}'s training data: "
+                        f"{reason}.", data_docs=str(report.data_docs), outcomes=[o.__dict__ for o in report.outcomes])
+    return profile, checks
 
 
 @task(name="prepare", **TASK)
@@ -105,8 +134,9 @@ def evaluate(model: Recommender, data: PreparedData, cfg: Config) -> tuple[EvalR
 
 
 @task(name="log-candidate", **TASK)
-def log_candidate(model: Recommender, data: PreparedData) -> str:
+def log_candidate(model: Recommender, data: PreparedData, profile: DataProfile) -> str:
     bundle = ServingBundle.build(model, data)
+    registry.log_profile(profile)
     return registry.log_model(bundle, example_request(bundle))
 
 
@@ -160,31 +190,34 @@ def train_flow(
 
     try:
         raw, raw_report = validate_raw(path, cfg, validator)
+        items_report = validate_items(raw, cfg, validator)
         implicit, cleaning = clean(raw, cfg)
         prepared_report = validate_prepared(implicit, cfg, validator, path)
+        profile, drift_checks = check_drift(implicit, cfg, validator, path)
     except DataError as exc:
+        exc.data_docs = exc.data_docs or str(validator.index)
         create_markdown_artifact(
             key="genrec-training-report",
-            markdown=f"# genrec training run: data rejected\n\n{exc}\n\nNothing was trained or registered; "
-            f"the champion is unchanged.\n\nData Docs: [{validator.index}](file://{validator.index})",
+            markdown=run_markdown({"status": "data_rejected", "message": str(exc), "validation": exc.outcomes,
+                                   "data_docs": exc.data_docs}),
             description=f"genrec training run {stamp}: data rejected",
         )
-        exc.data_docs = exc.data_docs or str(validator.index)
         raise
     prepared = prepare(implicit, cfg)
+    reports = [raw_report, items_report, prepared_report]
+    outcomes = [o.__dict__ for r in reports if r is not None for o in r.outcomes]
 
     run = registry.start_run(cfg.registry.experiment, run_name=f"train-{stamp}")
     try:
         run.log_params(cfg.flat())
         run.set_tags({"data_path": path, "data_fingerprint": prepared.fingerprint, "flow_run_id": flow_run_id})
-        run.log_dict({"cleaning": cleaning, "prepared": prepared.stats,
-                      "validation": [o.__dict__ for o in raw_report.outcomes + prepared_report.outcomes]},
-                     "data_quality.json")
+        run.log_dict({"cleaning": cleaning, "prepared": prepared.stats, "validation": outcomes,
+                      "drift": [c.as_dict() for c in drift_checks]}, "data_quality.json")
         model = train(prepared, cfg, run, genrec_home() / "checkpoints" / stamp / "checkpoint.pt")
         candidate_local, baseline = evaluate(model, prepared, cfg)
         run.log_metrics(candidate_local.metrics)
         run.log_metrics({f"popularity_{k}": v for k, v in baseline.metrics.items()})
-        model_uri = log_candidate(model, prepared)
+        model_uri = log_candidate(model, prepared, profile)
         candidate = score_served(model_uri, prepared, cfg)
         champion_before = registry.champion_version(cfg.registry.model_name)
         champion = None
@@ -221,11 +254,11 @@ def train_flow(
         "data_fingerprint": prepared.fingerprint,
         "dataset": prepared.stats,
         "cleaning": cleaning,
+        "drift": [c.as_dict() for c in drift_checks],
     }
     create_markdown_artifact(
         key="genrec-training-report",
-        markdown=run_markdown(result | {"validation": [o.__dict__ for o in raw_report.outcomes + prepared_report.outcomes]},
-                              cleaning),
+        markdown=run_markdown(result | {"validation": outcomes}),
         description=f"genrec training run {stamp}",
     )
     return result

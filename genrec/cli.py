@@ -197,28 +197,34 @@ def validate(
     from genrec import preprocessing
     from genrec.config import load_config
     from genrec.paths import data_docs_dir, run_stamp
-    from genrec.validation import DataValidator, raw_suite_name
+    from genrec.validation import DataValidator, raw_suite_name, validate_item_attributes, validate_prepared
 
     cfg = load_config(config, list(overrides) + ([f"data.format={fmt}"] if fmt != "auto" else []))
     raw = gdata.read_raw(path, cfg.data.format, cfg.data)
     validator = DataValidator(data_docs_dir(run_stamp()))
     reports = [validator.validate(raw.frame, raw_suite_name(raw.format))]
+    items_report = validate_item_attributes(validator, raw)
+    if items_report is not None:
+        reports.append(items_report)
     cleaning = None
+    drift_checks = []
     if reports[0].success:
         interactions, report = gdata.to_interactions(raw)
         cleaning = report.as_dict()
         implicit = preprocessing.to_implicit(interactions, cfg.data, cfg.prepare)
-        frame = implicit[["user_id", "item_id"] + (["timestamp"] if implicit["timestamp"].notna().any() else [])]
-        import pandas as pd
+        reports.append(validate_prepared(validator, implicit, cfg.validation))
+        drift_checks = _drift_against_champion(implicit, cfg, validator, reports)
+    from genrec import drift
 
-        reports.append(validator.validate(frame, "prepared_interactions", {
-            "min_interactions": cfg.validation.min_interactions, "min_users": cfg.validation.min_users,
-            "min_items": cfg.validation.min_items, "min_timestamp": pd.Timestamp("1970-01-01"),
-            "max_timestamp": pd.Timestamp.now() + pd.Timedelta(days=1)}))
-    success = all(r.success for r in reports)
+    drift_reason = drift.rejection(drift_checks)
+    warn_only = {"drift"}  # drift rejects through drift_reason, only for the checks configured to
+    if items_report is not None and not cfg.validation.reject_bad_item_attributes:
+        warn_only.add(items_report.suite)
+    success = all(r.success for r in reports if r.suite not in warn_only) and drift_reason is None
     if as_json:
         _emit_json({"path": str(path), "format": raw.format, "success": success, "data_docs": str(validator.index),
-                    "cleaning": cleaning, "expectations": [o.__dict__ for r in reports for o in r.outcomes]})
+                    "cleaning": cleaning, "drift": [c.as_dict() for c in drift_checks],
+                    "expectations": [o.__dict__ for r in reports for o in r.outcomes]})
     else:
         table = Table("suite", "expectation", "column", "result", "observed / unexpected", "threshold", title=str(path))
         for r in reports:
@@ -232,8 +238,24 @@ def validate(
             out.print("Cleaning: " + ", ".join(f"{k} {v}" for k, v in cleaning.items()), highlight=False)
         out.print(f"Data Docs: {validator.index}", highlight=False, soft_wrap=True)
     if not success:
-        failed = next(r for r in reports if not r.success)
+        if drift_reason:
+            raise DataError(f"{path}: data rejected for drift against the champion's training data: {drift_reason}.",
+                            data_docs=str(validator.index))
+        failed = next(r for r in reports if not r.success and r.suite not in warn_only)
         raise DataError(f"{path}: data rejected by validation: {failed.summary()}.", data_docs=str(validator.index))
+
+
+def _drift_against_champion(implicit, cfg, validator, reports: list) -> list:
+    """Drift checks against the champion's training data, if there is a champion with a profile."""
+    from genrec import drift, registry
+
+    champion = registry.champion_version(cfg.registry.model_name)
+    reference = registry.load_profile(cfg.registry.model_name, champion) if champion else None
+    if reference is None:
+        return []
+    checks, report = drift.check(reference, drift.DataProfile.of(implicit), cfg.drift, validator)
+    reports.append(report)
+    return checks
 
 
 # --- evaluate ------------------------------------------------------------------------------------

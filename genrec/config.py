@@ -58,6 +58,32 @@ class ValidationConfig:
     """The prepared data must have at least this many items."""
     min_interactions: int = 50
     """The prepared data must have at least this many interactions."""
+    min_user_interactions: int = 1
+    """Every user in the prepared data must have at least this many interactions."""
+    min_item_interactions: int = 1
+    """Every item in the prepared data must have at least this many interactions."""
+    reject_bad_item_attributes: bool = False
+    """Whether failing the item-attribute suite (genres, descriptions, prices) rejects the data;
+    by default it only warns, since the models do not use the attributes."""
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Drift of the prepared data against the champion's training data (see `genrec.drift`)."""
+
+    max_size_change: float = 0.5
+    """Largest |interactions now / interactions then - 1| that passes."""
+    max_new_users_share: float = 0.6
+    """Largest share of users the champion never saw that passes."""
+    max_new_items_share: float = 0.3
+    """Largest share of items the champion never saw that passes."""
+    max_popularity_shift: float = 0.2
+    """Largest Jensen-Shannon divergence (base 2) of the item popularity distributions that passes."""
+    max_rating_shift: float = 0.2
+    """Largest total variation distance of the rating distributions that passes."""
+    reject: tuple[str, ...] = ()
+    """Checks whose failure rejects the data (exit 3); the others only warn. Names: size_change,
+    new_users_share, new_items_share, popularity_shift, rating_shift."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +172,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     gate: GateConfig = field(default_factory=GateConfig)

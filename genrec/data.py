@@ -261,3 +261,39 @@ def load_interactions(path: str | Path, fmt: str = "auto", cfg: DataConfig | Non
     """Read and map in one go, without validation: for tests, benchmarks and `genrec evaluate`."""
     interactions, _ = to_interactions(read_raw(path, fmt, cfg))
     return interactions
+
+
+ML100K_GENRES = [
+    "unknown", "action", "adventure", "animation", "children", "comedy", "crime", "documentary", "drama", "fantasy",
+    "film_noir", "horror", "musical", "mystery", "romance", "sci_fi", "thriller", "war", "western",
+]
+
+
+def item_attributes(raw: RawData) -> tuple[pd.DataFrame, str] | None:
+    """Item attributes where the source has them, with the name of their suite: MovieLens 100K
+    genres (`u.item` beside `u.data`) and Online Retail descriptions and prices (in the log itself).
+    None for sources without attributes."""
+    if raw.format == "online-retail":
+        frame = raw.frame
+        price = _to_numeric(frame["UnitPrice"])
+        items = (
+            pd.DataFrame({"item_id": frame["StockCode"].str.strip(), "description": frame["Description"], "price": price})
+            .groupby("item_id", sort=True)
+            .agg(description=("description", "first"), price=("price", "median"))
+            .reset_index()
+        )
+        return items, "items_online_retail"
+    if raw.format == "movielens-100k":
+        path = raw.path.parent / "u.item"
+        if not path.is_file():
+            return None
+        names = ["item_id", "title", "release_date", "video_release_date", "imdb_url", *ML100K_GENRES]
+        try:
+            items = pd.read_csv(path, sep="|", header=None, names=names, dtype=str, encoding="latin-1",
+                                keep_default_na=False, na_values=[""])
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: cannot be parsed as MovieLens u.item ({exc}).") from None
+        flags = items[ML100K_GENRES].apply(pd.to_numeric, errors="coerce")
+        return items[["item_id", "title"]].assign(genres=flags.sum(axis=1), **{g: flags[g] for g in ML100K_GENRES}), \
+            "items_movielens_100k"
+    return None

@@ -20,9 +20,11 @@ class DataError(GenrecError):
 
     exit_code = 3
 
-    def __init__(self, message: str, data_docs: str | None = None):
+    def __init__(self, message: str, data_docs: str | None = None, outcomes: list[dict] | None = None):
         super().__init__(message)
         self.data_docs = data_docs
+        self.outcomes = outcomes or []
+        """Every expectation's result (pass and fail) of the suite that rejected the data."""
 
 
 class NotFoundError(GenrecError):

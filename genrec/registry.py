@@ -116,6 +116,29 @@ def log_model(bundle, input_example: pd.DataFrame) -> str:
     return info.model_uri
 
 
+def log_profile(profile) -> None:
+    """Log the training data's profile with the candidate (artifact folder `reference/`), so that
+    the next run can measure drift against it once this version is champion."""
+    mlflow = _mlflow()
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_artifacts(str(profile.save(Path(tmp) / "reference")), "reference")
+
+
+def load_profile(model_name: str, version: str):
+    """The training data profile logged with `version`, or None if it has none."""
+    from mlflow.exceptions import MlflowException
+
+    from genrec.drift import DataProfile
+
+    run_id = get_version(model_name, version).run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = _mlflow().artifacts.download_artifacts(run_id=run_id, artifact_path="reference", dst_path=tmp)
+        except (MlflowException, OSError):
+            return None
+        return DataProfile.load(Path(path))
+
+
 def load_model(model_uri: str):
     """A pyfunc model, loaded back as a server would load it."""
     return _mlflow().pyfunc.load_model(model_uri)

@@ -36,7 +36,7 @@ def training_curves(history: Sequence[dict[str, float]]):
 
 def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -44,10 +44,13 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else ("—" if value is None else str(value))
 
 
-def run_markdown(result: dict[str, Any], cleaning: dict[str, int] | None = None) -> str:
-    """The Prefect artifact of a training run: outcome, metrics, decision, Data Docs."""
+def run_markdown(result: dict[str, Any]) -> str:
+    """The Prefect artifact of a training run: outcome, metrics, decision, drift, every expectation,
+    Data Docs. A rejected run gets the reason and the expectations."""
     status = result["status"]
     parts = [f"# genrec training run: {status.replace('_', ' ')}"]
+    if status == "data_rejected":
+        parts.append(f"{result['message']}\n\nNothing was trained or registered; the champion is unchanged.")
     if result.get("model_version"):
         parts.append(
             f"Model **{result['model_name']}** version **{result['model_version']}**; "
@@ -63,11 +66,17 @@ def run_markdown(result: dict[str, Any], cleaning: dict[str, int] | None = None)
     if decision:
         verdict = "promote" if decision.get("promote") else "do not promote"
         parts.append(f"## Gate: {verdict}\n" + "\n".join(f"- {r}" for r in decision.get("reasons", [])))
-    if cleaning:
-        parts.append("## Cleaning\n" + _table([(k, v) for k, v in cleaning.items()], ("step", "rows")))
+    if result.get("cleaning"):
+        parts.append("## Cleaning\n" + _table([(k, v) for k, v in result["cleaning"].items()], ("step", "rows")))
+    if result.get("drift"):
+        rows = [(c["metric"], _fmt(c["value"]), _fmt(c["threshold"]), c["action"],
+                 "pass" if c["passed"] else f"**{c['action'].upper()}**") for c in result["drift"]]
+        parts.append("## Drift against the champion's training data\n"
+                     + _table(rows, ("metric", "value", "threshold", "on failure", "result")))
     if result.get("validation"):
         rows = [(o["suite"], o["expectation"], o.get("column") or "", "pass" if o["success"] else "**FAIL**",
-                 _fmt(o.get("observed")), o.get("threshold", "")) for o in result["validation"]]
+                 _fmt(o.get("observed")) if not o.get("unexpected_count") else f"{o['unexpected_count']} rows, e.g. "
+                 f"{str(o.get('examples', [''])[:1])[:40]}", o.get("threshold", "")) for o in result["validation"]]
         parts.append("## Data quality\n" + _table(rows, ("suite", "expectation", "column", "result", "observed",
                                                            "threshold")))
     if result.get("data_docs"):

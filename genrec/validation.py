@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from genrec.config import ValidationConfig
 from genrec.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -242,3 +243,33 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     return value
+
+
+def validate_prepared(validator: DataValidator, implicit: pd.DataFrame, cfg: ValidationConfig) -> ValidationReport:
+    """The strict suite on prepared interactions, with the config's thresholds."""
+    has_time = implicit["timestamp"].notna().any()
+    frame = implicit[["user_id", "item_id"] + (["timestamp"] if has_time else [])]
+    frame = frame.assign(
+        user_interactions=frame.groupby("user_id")["item_id"].transform("size"),
+        item_interactions=frame.groupby("item_id")["user_id"].transform("size"),
+    )
+    return validator.validate(frame, "prepared_interactions", {
+        "min_interactions": cfg.min_interactions,
+        "min_users": cfg.min_users,
+        "min_items": cfg.min_items,
+        "min_user_interactions": cfg.min_user_interactions,
+        "min_item_interactions": cfg.min_item_interactions,
+        "min_timestamp": pd.Timestamp("1970-01-01"),
+        "max_timestamp": pd.Timestamp.now() + pd.Timedelta(days=1),
+    })
+
+
+def validate_item_attributes(validator: DataValidator, raw) -> ValidationReport | None:
+    """The item-attribute suite of the source, where it has attributes (see `data.item_attributes`)."""
+    from genrec.data import item_attributes
+
+    found = item_attributes(raw)
+    if found is None:
+        return None
+    frame, suite = found
+    return validator.validate(frame, suite)

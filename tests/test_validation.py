@@ -8,10 +8,6 @@ import pytest
 from genrec.data import FORMATS, read_raw
 from genrec.validation import SUITES_DIR, DataValidator, raw_suite_name
 
-PREPARED_PARAMS = {"min_interactions": 3, "min_users": 2, "min_items": 2,
-                   "min_timestamp": pd.Timestamp("1970-01-01"), "max_timestamp": pd.Timestamp("2030-01-01")}
-
-
 @pytest.fixture(scope="module")
 def validator(tmp_path_factory):
     return DataValidator(tmp_path_factory.mktemp("docs"))
@@ -52,16 +48,26 @@ def test_missing_required_column_fails(validator):
     assert any(o.column == "user_id" for o in report.failures)
 
 
-def test_prepared_suite_rejects_duplicates_and_future_timestamps(validator):
+def test_prepared_suite_rejects_duplicates_future_timestamps_and_rare_users(validator):
+    from genrec.config import ValidationConfig
+    from genrec.validation import validate_prepared
+
+    cfg = ValidationConfig(min_interactions=3, min_users=2, min_items=2)
     good = pd.DataFrame({"user_id": ["1", "1", "2"], "item_id": ["a", "b", "a"],
                          "timestamp": pd.to_datetime(["2020-01-01"] * 3)})
-    assert validator.validate(good, "prepared_interactions", PREPARED_PARAMS).success
+    assert validate_prepared(validator, good, cfg).success
     dup = pd.concat([good, good.iloc[:1]])
-    report = validator.validate(dup, "prepared_interactions", PREPARED_PARAMS)
+    report = validate_prepared(validator, dup, cfg)
     assert [o.expectation for o in report.failures] == ["expect_compound_columns_to_be_unique"]
     future = good.assign(timestamp=pd.to_datetime(["2020-01-01", "2020-01-01", "2099-01-01"]))
-    report = validator.validate(future, "prepared_interactions", PREPARED_PARAMS)
+    report = validate_prepared(validator, future, cfg)
     assert [o.column for o in report.failures] == ["timestamp"]
+    report = validate_prepared(validator, good, ValidationConfig(min_interactions=3, min_users=2, min_items=2,
+                                                                 min_user_interactions=2))
+    assert [o.column for o in report.failures] == ["user_interactions"]
+    assert report.failures[0].observed == 1
+    no_time = good.assign(timestamp=pd.NaT)
+    assert validate_prepared(validator, no_time, cfg).success
 
 
 def test_real_movielens_and_retail_raw_files_pass(validator):
@@ -72,3 +78,30 @@ def test_real_movielens_and_retail_raw_files_pass(validator):
     for path in (bundled_sample(), shared("ml-100k", "u.data")):
         raw = read_raw(path)
         assert validator.validate(raw.frame, raw_suite_name(raw.format)).success
+
+
+def test_item_attribute_suites(validator, tmp_path):
+    from genrec.data import item_attributes
+
+    from broken_inputs import RETAIL_HEADER, _retail_rows
+
+    path = tmp_path / "retail.csv"
+    path.write_text("\n".join([RETAIL_HEADER] + _retail_rows()) + "\n")
+    frame, suite = item_attributes(read_raw(path, "online-retail"))
+    assert suite == "items_online_retail" and len(frame) == 15
+    assert validator.validate(frame, suite).success
+    bad = frame.assign(price=-frame["price"])
+    report = validator.validate(bad, suite)
+    assert [o.column for o in report.failures] == ["price"] and report.failures[0].unexpected_count == 15
+
+
+def test_movielens_genres_suite(validator):
+    from conftest import shared
+
+    from genrec.data import item_attributes
+
+    frame, suite = item_attributes(read_raw(shared("ml-100k", "u.data")))
+    assert suite == "items_movielens_100k" and len(frame) == 1682
+    assert validator.validate(frame, suite).success
+    broken = frame.assign(comedy=frame["comedy"].where(frame.index > 0, 7))
+    assert [o.column for o in validator.validate(broken, suite).failures] == ["comedy"]
