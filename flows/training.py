@@ -160,11 +160,17 @@ def gate(candidate: EvalResult, champion: EvalResult | None, baseline: EvalResul
 
 
 @task(name="register", **TASK)
-def register(model_uri: str, tags: dict[str, Any], decision: Decision, cfg: Config, actor: str) -> tuple[str, str | None]:
+def register(model_uri: str, tags: dict[str, Any], decision: Decision, cfg: Config, actor: str,
+             champion_at_gate: str | None) -> tuple[str, str | None]:
+    """Register the candidate; if the gate passed, promote it over the champion it was compared with."""
     name = cfg.registry.model_name
     version = registry.register(model_uri, name, tags)
     if decision.promote:
-        registry.move_champion(name, version, reason="gate: " + "; ".join(decision.reasons), actor=actor)
+        try:
+            registry.move_champion(name, version, reason="gate: " + "; ".join(decision.reasons), actor=actor,
+                                   expected_from=champion_at_gate)
+        except registry.ChampionMoved as exc:
+            get_run_logger().warning("not promoted: %s since the gate compared against it", exc)
     return version, registry.champion_version(name)
 
 
@@ -232,7 +238,8 @@ def train_flow(
             "model_family": cfg.model.name,
             "champion_at_gate": champion_before or "",
         }
-        version, champion_now = register(model_uri, tags, decision, cfg, actor=f"flow-run {flow_run_id}")
+        version, champion_now = register(model_uri, tags, decision, cfg, actor=f"flow-run {flow_run_id}",
+                                         champion_at_gate=champion_before)
         run.set_tags({"registered_version": version, "gate_promote": decision.promote})
     except BaseException:
         registry.end_run("FAILED")
@@ -240,7 +247,7 @@ def train_flow(
     registry.end_run()
 
     result = {
-        "status": "promoted" if decision.promote else "not_promoted",
+        "status": "promoted" if champion_now == version else "not_promoted",
         "model_name": cfg.registry.model_name,
         "model_version": version,
         "champion_version": champion_now,

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from genrec.errors import NotFoundError
-from genrec.paths import artifacts_dir, tracking_uri
+from genrec.paths import artifacts_dir, genrec_home, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -238,22 +238,50 @@ def history(model_name: str) -> list[dict[str, Any]]:
     return [json.loads(v) for k, v in sorted(tags.items()) if k.startswith(HISTORY_PREFIX)]
 
 
-def move_champion(model_name: str, version: str, reason: str, actor: str) -> dict[str, Any]:
-    """Point `champion` at `version` and record the move (time, from, to, reason, actor)."""
+class ChampionMoved(Exception):
+    """`champion` moved between the gate's decision and the promotion."""
+
+
+def _champion_lock():
+    """One writer of `champion` and its history at a time (processes on this machine share
+    GENREC_HOME, so they share the lock file)."""
+    from filelock import FileLock
+
+    home = genrec_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(home / "champion.lock"), timeout=120)
+
+
+def move_champion(
+    model_name: str, version: str, reason: str, actor: str, expected_from: str | None | object = ...
+) -> dict[str, Any]:
+    """Point `champion` at `version` and record the move (time, from, to, reason, actor).
+
+    Alias and history are written together under a lock, so concurrent moves never leave them
+    disagreeing. With `expected_from`, the move happens only if `champion` is still that version
+    (else `ChampionMoved`): the gate promotes only over the champion it compared against.
+    """
     get_version(model_name, version)  # NotFoundError if missing
-    previous = champion_version(model_name)
     c = client()
-    event = {
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "alias": CHAMPION,
-        "from_version": previous,
-        "to_version": str(version),
-        "reason": reason,
-        "actor": actor,
-    }
-    seq = len(history(model_name)) + 1
-    c.set_registered_model_alias(model_name, CHAMPION, str(version))
-    c.set_registered_model_tag(model_name, f"{HISTORY_PREFIX}{seq:06d}", json.dumps(event))
+    with _champion_lock():
+        previous = champion_version(model_name)
+        if expected_from is not ... and previous != expected_from:
+            raise ChampionMoved(f"champion of {model_name} is now {previous}, not {expected_from}")
+        event = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "alias": CHAMPION,
+            "from_version": previous,
+            "to_version": str(version),
+            "reason": reason,
+            "actor": actor,
+        }
+        key = f"{HISTORY_PREFIX}{len(history(model_name)) + 1:06d}"
+        c.set_registered_model_tag(model_name, key, json.dumps(event))
+        try:
+            c.set_registered_model_alias(model_name, CHAMPION, str(version))
+        except BaseException:
+            c.delete_registered_model_tag(model_name, key)
+            raise
     log.info("champion of %s: %s -> %s (%s)", model_name, previous, version, reason)
     return event
 
