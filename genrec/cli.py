@@ -461,6 +461,28 @@ def recommend(
 
 @app.command()
 @guarded
+def batch(
+    output: Optional[Path] = typer.Option(None, "--output", help="Parquet file (default: under GENREC_HOME/batch)."),
+    k: int = typer.Option(10, "-k", min=1),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Top-N from the champion for every known user, written to Parquet (the batch flow)."""
+    from flows.batch import batch_flow
+
+    _quiet_expected_tracebacks()
+    state = batch_flow(output=str(output) if output else None, k=k, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    if as_json:
+        _emit_json(result)
+        return
+    out.print(f"{result['users']} users' top-{k} from {result['model_name']} version {result['model_version']} "
+              f"-> {result['path']} ({result['users_per_second']} users/s)", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@guarded
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(5001, "--port"),

@@ -139,6 +139,11 @@ def load_profile(model_name: str, version: str):
         return DataProfile.load(Path(path))
 
 
+def load_bundle(model_uri: str):
+    """The `ServingBundle` inside a registered genrec model (for batch scoring in-process)."""
+    return load_model(model_uri).unwrap_python_model().bundle
+
+
 def load_model(model_uri: str):
     """A pyfunc model, loaded back as a server would load it."""
     return _mlflow().pyfunc.load_model(model_uri)

@@ -122,3 +122,29 @@ def test_evaluate_pop_on_cfgan_split():
     # Popularity on this split scores about 0.21 NDCG@20 (the figure the CFGAN reproducibility work reports).
     assert 0.20 < result["metrics"]["ndcg@20"] < 0.22
     assert {"fit_seconds", "eval_seconds"} <= set(result)
+
+
+def test_batch_writes_every_users_top_k(two_versions, clustered_csv, tmp_path):
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "recs.parquet"
+    code, out, err = cli("batch", "--output", path, "-k", "5", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["users"] == 120 and result["model_version"] == "1" and result["users_per_second"] > 0
+    table = pq.read_table(path)
+    assert table.schema.metadata[b"genrec.model_version"] == b"1"
+    assert table.schema.metadata[b"genrec.model_name"] == b"genrec"
+    frame = table.to_pandas()
+    assert len(frame) == 120 and frame["user_id"].is_unique
+    assert all(len(items) == 5 for items in frame["items"])
+    seen = {}
+    for line in clustered_csv.read_text().splitlines()[1:]:
+        user, item = line.split(",")[:2]
+        seen.setdefault(user, set()).add(item)
+    assert all(not seen[u] & set(items) for u, items in zip(frame["user_id"], frame["items"]))
+
+
+def test_batch_without_champion_exits_4(genrec_home):
+    code, _, err = cli("batch")
+    assert code == 4 and "no champion" in err

@@ -8,13 +8,15 @@ from genrec.cli import app
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def test_deployment_file_has_a_daily_schedule():
+def test_deployment_file_has_daily_schedules():
     from flows.deployments import load_deployments
 
-    (deployment,) = load_deployments()
-    assert deployment.name == "daily-retrain" and deployment.flow_name == "genrec-train"
-    assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
-    assert deployment.parameters["config"] == "default"
+    train, batch = load_deployments()
+    assert train.name == "daily-retrain" and train.flow_name == "genrec-train"
+    assert [s.schedule.cron for s in train.schedules] == ["0 3 * * *"]
+    assert train.parameters["config"] == "default"
+    assert batch.name == "nightly-batch" and batch.flow_name == "genrec-batch"
+    assert [s.schedule.cron for s in batch.schedules] == ["0 5 * * *"] and batch.parameters["k"] == 10
 
 
 def test_genrec_deploy_registers_it(genrec_home):
@@ -24,5 +26,7 @@ def test_genrec_deploy_registers_it(genrec_home):
     assert result.exit_code == 0, result.stderr
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("genrec-train/daily-retrain")
+        batch = client.read_deployment_by_name("genrec-batch/nightly-batch")
     assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
     assert deployment.entrypoint.endswith("training.py:train_flow")
+    assert [s.schedule.cron for s in batch.schedules] == ["0 5 * * *"]
