@@ -71,6 +71,12 @@ def test_flow_twice_then_bad_data(genrec_home, clustered_csv, tmp_path):
     payload = json.loads(out)
     assert payload["status"] == "data_rejected" and payload["model_version"] is None
     assert "bad.csv" in err and "item_id" in err and "Traceback" not in err
+    with get_client(sync_client=True) as prefect_client:
+        reports = prefect_client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["genrec-training-report"])))
+    rejected = next(r for r in reports if str(r.flow_run_id) == payload["flow_run_id"]).data
+    assert "data rejected" in rejected and "| suite | expectation |" in rejected and "**FAIL**" in rejected
+    assert payload["data_docs"] in rejected
     assert len(registry.list_versions("genrec")) == 2
     assert registry.champion_version("genrec") == "1"
     assert len(registry.history("genrec")) == 1

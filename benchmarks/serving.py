@@ -1,0 +1,80 @@
+"""Latency of single-user requests against the served champion, and batch throughput.
+
+    GENREC_HOME=... .venv/bin/python benchmarks/serving.py [--requests 500]
+
+Needs a champion in GENREC_HOME (e.g. after `genrec run --data ../shared/data/ml-100k/u.data`).
+Starts `genrec serve` on a free loopback port, sends --requests single-user requests one after
+another (known users, each with their own recorded history), prints p50/p90/p99 latency, stops the
+server, then times the batch scoring of every known user in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from genrec import registry
+from genrec.batch import write_recommendations
+from genrec.config import load_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("-k", type=int, default=10)
+    args = parser.parse_args()
+    name = load_config().registry.model_name
+    version = registry.champion_version(name)
+    if version is None:
+        sys.exit("no champion in GENREC_HOME: run `genrec run` first")
+    bundle = registry.load_bundle(registry.version_uri(name, version))
+    print(f"{name} version {version} ({bundle.model_family}): {len(bundle.user_ids)} users, "
+          f"{len(bundle.item_ids)} items")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "genrec"), "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/ping", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        latencies = []
+        users = bundle.user_ids
+        for i in range(args.requests):
+            user = str(users[i % len(users)])
+            body = json.dumps({"dataframe_records": [{"user_id": user, "history": []}], "params": {"k": args.k}})
+            request = urllib.request.Request(f"{base}/invocations", data=body.encode(),
+                                             headers={"Content-Type": "application/json"})
+            start = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
+            latencies.append((time.perf_counter() - start) * 1000)
+        q = statistics.quantiles(latencies, n=100)
+        print(f"single-user requests: {len(latencies)}, p50 {q[49]:.1f} ms, p90 {q[89]:.1f} ms, p99 {q[98]:.1f} ms")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = write_recommendations(bundle, Path(tmp) / "recs.parquet", args.k, {"model_version": version})
+    print(f"batch: {result['users']} users' top-{args.k} in {result['seconds']} s "
+          f"({result['users_per_second']} users/s)")
+
+
+if __name__ == "__main__":
+    main()
