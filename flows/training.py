@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -150,12 +151,17 @@ def score_served(model_uri: str, data: PreparedData, cfg: Config) -> EvalResult:
 
 @task(name="gate", **TASK)
 def gate(candidate: EvalResult, champion: EvalResult | None, baseline: EvalResult, cfg: Config) -> Decision:
+    metric = cfg.eval.primary_metric
+    paired = None
+    if champion is not None and np.array_equal(candidate.users, champion.users):
+        paired = (candidate.per_user[metric], champion.per_user[metric])
     return decide(
         candidate.metrics,
         champion.metrics if champion is not None else None,
         baseline.metrics,
-        cfg.eval.primary_metric,
+        metric,
         cfg.gate,
+        paired=paired,
     )
 
 

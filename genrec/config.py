@@ -154,7 +154,12 @@ class EvalConfig:
 @dataclass(frozen=True)
 class GateConfig:
     min_improvement: float = 0.0
-    """A challenger must beat the champion's primary metric by more than this (absolute)."""
+    """The margin: a challenger must beat the champion's primary metric by more than this (absolute);
+    with the bootstrap, the lower end of the 95% interval of the difference must."""
+    bootstrap_samples: int = 1000
+    """Paired bootstrap samples over users for the champion comparison (0: compare means only)."""
+    bootstrap_seed: int = 0
+    """Seed of the bootstrap, so that a decision can be reproduced."""
     min_lift_over_popularity: float = 0.0
     """A first model must beat the popularity baseline by more than this (absolute)."""
 

@@ -2,7 +2,9 @@
 
 A first model (no champion yet) must beat the popularity baseline on the primary metric. A later
 one must beat the popularity baseline and improve on the champion, both scored on the same test
-users. Promotion itself is only an alias move, done elsewhere.
+users: when per-user values are given, by a seeded paired bootstrap over users whose 95% interval
+of the difference must lie above the configured margin; otherwise by the mean difference.
+Promotion itself is only an alias move, done elsewhere.
 """
 
 from __future__ import annotations
@@ -10,7 +12,27 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+import numpy as np
+
 from genrec.config import GateConfig
+
+
+def paired_bootstrap(candidate: np.ndarray, champion: np.ndarray, samples: int, seed: int,
+                     level: float = 0.95) -> tuple[float, float, float]:
+    """Mean per-user difference (candidate - champion) and its bootstrap percentile interval,
+    resampling users with replacement (the same users for both models in each sample)."""
+    diff = np.asarray(candidate, dtype=np.float64) - np.asarray(champion, dtype=np.float64)
+    if diff.shape != np.shape(champion) or diff.ndim != 1 or len(diff) == 0:
+        raise ValueError("paired bootstrap needs two equally long, non-empty per-user arrays")
+    rng = np.random.default_rng(seed)
+    means = np.empty(samples)
+    chunk = max(1, 2_000_000 // len(diff))  # bounded memory whatever the number of users
+    for start in range(0, samples, chunk):
+        n = min(chunk, samples - start)
+        means[start : start + n] = diff[rng.integers(0, len(diff), size=(n, len(diff)))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(diff.mean()), float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -21,6 +43,8 @@ class Decision:
     candidate: float
     champion: float | None
     baseline: float
+    interval: tuple[float, float] | None = None
+    """95% paired-bootstrap interval of candidate - champion, when it was computed."""
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -34,8 +58,10 @@ def decide(
     baseline: Mapping[str, float],
     metric: str,
     cfg: GateConfig,
+    paired: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Decision:
-    """Promote or not, and why, in sentences that name the numbers."""
+    """Promote or not, and why, in sentences that name the numbers. `paired` holds the candidate's
+    and the champion's per-user values of `metric` on the same users, in the same order."""
     for name, result in (("candidate", candidate), ("baseline", baseline), ("champion", champion)):
         if result is not None and metric not in result:
             raise ValueError(f"The {name}'s results have no {metric!r}.")
@@ -49,9 +75,20 @@ def decide(
         + ("passes" if beats_baseline else "fails")
     )
     champ = None
+    interval = None
     beats_champion = True
     if champion is None:
         reasons.append("no champion yet: judged against the popularity baseline alone")
+    elif paired is not None and cfg.bootstrap_samples > 0:
+        champ = float(champion[metric])
+        delta, low, high = paired_bootstrap(paired[0], paired[1], cfg.bootstrap_samples, cfg.bootstrap_seed)
+        interval = (low, high)
+        beats_champion = low > cfg.min_improvement
+        reasons.append(
+            f"{metric} {cand:.4f} vs champion {champ:.4f}: difference {delta:+.4f}, 95% interval "
+            f"[{low:+.4f}, {high:+.4f}] ({cfg.bootstrap_samples} paired bootstrap samples over {len(paired[0])} "
+            f"users; its lower end must exceed {cfg.min_improvement:+.4f}): " + ("passes" if beats_champion else "fails")
+        )
     else:
         champ = float(champion[metric])
         delta = cand - champ
@@ -67,4 +104,5 @@ def decide(
         candidate=cand,
         champion=champ,
         baseline=base,
+        interval=interval,
     )

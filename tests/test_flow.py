@@ -52,6 +52,7 @@ def test_flow_twice_then_bad_data(genrec_home, clustered_csv, tmp_path):
     assert second["status"] == "not_promoted" and second["champion_version"] == "1"
     assert second["champion_metrics"]["ndcg@20"] == pytest.approx(second["metrics"]["ndcg@20"])
     assert any("champion" in r and "fails" in r for r in second["decision"]["reasons"])
+    assert second["decision"]["interval"] == [0.0, 0.0]  # paired bootstrap of identical per-user values
     assert second["data_docs"] != first["data_docs"]  # one report per run
 
     versions = {v["version"]: v for v in registry.list_versions("genrec")}

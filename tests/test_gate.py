@@ -1,5 +1,6 @@
 """The gate against a table of cases."""
 
+import numpy as np
 import pytest
 
 from genrec.config import GateConfig
@@ -37,3 +38,44 @@ def test_gate_table(candidate, champion, baseline, cfg, promote):
 def test_missing_metric_is_an_error():
     with pytest.raises(ValueError, match="ndcg@20"):
         decide({"ndcg@10": 0.3}, None, {M: 0.1}, M, GateConfig())
+
+
+def test_bootstrap_promotes_a_consistent_gain():
+    rng = np.random.default_rng(0)
+    champion = rng.random(500)
+    candidate = champion + 0.05  # every user gains 0.05
+    cfg = GateConfig(min_improvement=0.01, bootstrap_samples=500)
+    d = decide({M: candidate.mean()}, {M: champion.mean()}, {M: 0.0}, M, cfg, paired=(candidate, champion))
+    assert d.promote and d.interval == pytest.approx((0.05, 0.05))
+    assert "95% interval" in d.reasons[1] and "500 users" in d.reasons[1]
+
+
+def test_bootstrap_rejects_noise_around_zero():
+    rng = np.random.default_rng(1)
+    champion = rng.random(400)
+    candidate = champion + rng.normal(0, 0.2, 400)
+    cfg = GateConfig(bootstrap_samples=1000)
+    d = decide({M: candidate.mean()}, {M: champion.mean()}, {M: 0.0}, M, cfg, paired=(candidate, champion))
+    low, high = d.interval
+    assert low < 0 < high and not d.promote
+
+
+def test_bootstrap_is_not_fooled_by_one_user():
+    # One user gains 10, the other 99 nothing: the mean gain is 0.1, well above a margin of 0.01,
+    # but a third of the resamples leave that user out, so the interval's lower end is 0: no promotion.
+    champion = np.zeros(100)
+    candidate = np.zeros(100)
+    candidate[0] = 10.0
+    cfg = GateConfig(min_improvement=0.01, bootstrap_samples=2000)
+    by_mean = decide({M: 0.1}, {M: 0.0}, {M: 0.0}, M, GateConfig(min_improvement=0.01, bootstrap_samples=0))
+    assert by_mean.promote
+    d = decide({M: 0.1}, {M: 0.0}, {M: 0.0}, M, cfg, paired=(candidate, champion))
+    assert d.interval[0] == 0.0 and not d.promote
+
+
+def test_bootstrap_is_seeded():
+    rng = np.random.default_rng(2)
+    a, b = rng.random(300), rng.random(300)
+    cfg = GateConfig(bootstrap_samples=300, bootstrap_seed=7)
+    first = decide({M: a.mean()}, {M: b.mean()}, {M: 0.0}, M, cfg, paired=(a, b)).interval
+    assert decide({M: a.mean()}, {M: b.mean()}, {M: 0.0}, M, cfg, paired=(a, b)).interval == first
