@@ -49,6 +49,7 @@ class Decision:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["reasons"] = list(self.reasons)
+        d["interval"] = list(self.interval) if self.interval is not None else None
         return d
 
 
