@@ -22,6 +22,7 @@ from genrec import preprocessing, registry
 from genrec.config import Config, load_config
 from genrec import drift, validation
 from genrec.drift import DataProfile, DriftCheck
+from genrec.fair import TrainingReference, fair_test
 from genrec.errors import DataError
 from genrec.evaluation import EvalResult, evaluate_scores
 from genrec.gating import Decision, decide
@@ -125,19 +126,19 @@ def train(data: PreparedData, cfg: Config, run: registry.TrainingRun, checkpoint
 
 
 @task(name="evaluate", **TASK)
-def evaluate(model: Recommender, data: PreparedData, cfg: Config) -> tuple[EvalResult, EvalResult]:
-    """The candidate and the popularity baseline, scored the same way on the test split."""
+def evaluate(model: Recommender, data: PreparedData, gate_data: PreparedData, cfg: Config) -> tuple[EvalResult, EvalResult]:
+    """The candidate on the whole test split, and the popularity baseline on the gate's test split."""
     ks = cfg.eval.ks
     candidate = evaluate_scores(lambda u: model.score_history(data.known[u]), data.known, data.test, ks)
     baseline_model = Popularity().fit(data.train)
-    baseline = evaluate_scores(baseline_model.score, data.known, data.test, ks)
+    baseline = evaluate_scores(baseline_model.score, gate_data.known, gate_data.test, ks)
     return candidate, baseline
 
 
 @task(name="log-candidate", **TASK)
 def log_candidate(model: Recommender, data: PreparedData, profile: DataProfile) -> str:
     bundle = ServingBundle.build(model, data)
-    registry.log_profile(profile)
+    registry.log_reference(profile, TrainingReference.of(data))
     return registry.log_model(bundle, example_request(bundle))
 
 
@@ -149,11 +150,30 @@ def score_served(model_uri: str, data: PreparedData, cfg: Config) -> EvalResult:
     return evaluate_served(served, data, cfg.eval.ks)
 
 
+@task(name="fair-test", **TASK)
+def fair_gate_data(data: PreparedData, cfg: Config, champion: str | None) -> tuple[PreparedData, dict[str, Any]]:
+    """The test split both models are compared on: all of it for a first model; for a champion,
+    only what it cannot have trained on."""
+    if champion is None:
+        return data, {"rule": "the whole test split (no champion yet)", "interactions": int(data.test.nnz),
+                      "removed": 0, "users": int((np.diff(data.test.indptr) > 0).sum())}
+    reference = registry.load_training_reference(cfg.registry.model_name, champion)
+    if reference is None:
+        get_run_logger().warning("champion %s has no training reference; comparing on the whole test split", champion)
+        return data, {"rule": "the whole test split (the champion logged no training data)",
+                      "interactions": int(data.test.nnz), "removed": 0,
+                      "users": int((np.diff(data.test.indptr) > 0).sum())}
+    fair, info = fair_test(data, reference)
+    get_run_logger().info("gate test: %s (%d interactions, %d removed)", info["rule"], info["interactions"],
+                          info["removed"])
+    return fair, info
+
+
 @task(name="gate", **TASK)
 def gate(candidate: EvalResult, champion: EvalResult | None, baseline: EvalResult, cfg: Config) -> Decision:
     metric = cfg.eval.primary_metric
     paired = None
-    if champion is not None and np.array_equal(candidate.users, champion.users):
+    if champion is not None and np.array_equal(candidate.users, champion.users):  # the same gate test users
         paired = (candidate.per_user[metric], champion.per_user[metric])
     return decide(
         candidate.metrics,
@@ -226,18 +246,19 @@ def train_flow(
         run.log_dict({"cleaning": cleaning, "prepared": prepared.stats, "validation": outcomes,
                       "drift": [c.as_dict() for c in drift_checks]}, "data_quality.json")
         model = train(prepared, cfg, run, genrec_home() / "checkpoints" / stamp / "checkpoint.pt")
-        candidate_local, baseline = evaluate(model, prepared, cfg)
+        champion_before = registry.champion_version(cfg.registry.model_name)
+        gate_data, gate_test = fair_gate_data(prepared, cfg, champion_before)
+        candidate_local, baseline = evaluate(model, prepared, gate_data, cfg)
         run.log_metrics(candidate_local.metrics)
         run.log_metrics({f"popularity_{k}": v for k, v in baseline.metrics.items()})
         model_uri = log_candidate(model, prepared, profile)
-        candidate = score_served(model_uri, prepared, cfg)
-        champion_before = registry.champion_version(cfg.registry.model_name)
+        candidate = score_served(model_uri, gate_data, cfg)
         champion = None
         if champion_before is not None:
-            champion = score_served(registry.version_uri(cfg.registry.model_name, champion_before), prepared, cfg)
+            champion = score_served(registry.version_uri(cfg.registry.model_name, champion_before), gate_data, cfg)
         decision = gate(candidate, champion, baseline, cfg)
         tags = {
-            "metrics": _round(candidate.metrics),
+            "metrics": _round(candidate_local.metrics),
             "decision": decision.as_dict(),
             "data_fingerprint": prepared.fingerprint,
             "flow_run_id": flow_run_id or "",
@@ -259,8 +280,10 @@ def train_flow(
         "champion_version": champion_now,
         "metrics": _round(candidate.metrics),
         "champion_metrics": _round(champion.metrics) if champion is not None else None,
+        "test_metrics": _round(candidate_local.metrics),
         "baseline_metrics": _round(baseline.metrics),
         "decision": decision.as_dict(),
+        "gate_test": gate_test,
         "data_docs": str(validator.index),
         "mlflow_run_id": run.run_id,
         "flow_run_id": flow_run_id,

@@ -80,6 +80,11 @@ def decide(
     beats_champion = True
     if champion is None:
         reasons.append("no champion yet: judged against the popularity baseline alone")
+    elif paired is not None and len(paired[0]) == 0:
+        champ = float(champion[metric])
+        beats_champion = False
+        reasons.append("no test interaction is left that the champion cannot have trained on: no fair comparison, "
+                       "so no promotion")
     elif paired is not None and cfg.bootstrap_samples > 0:
         champ = float(champion[metric])
         delta, low, high = paired_bootstrap(paired[0], paired[1], cfg.bootstrap_samples, cfg.bootstrap_seed)

@@ -59,7 +59,11 @@ class PreparedData:
     test: sp.csr_matrix
     fingerprint: str
     train_cutoff: str | None = None
-    """Latest timestamp in the training split (ISO), when the data has timestamps."""
+    """Latest timestamp of what a model fits on (train and validation splits, ISO), when the data
+    has timestamps."""
+    test_time: sp.csr_matrix | None = None
+    """The test split's timestamps (seconds since 1970, float) in the test split's pattern, when
+    the data has timestamps."""
     stats: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -132,8 +136,13 @@ def prepare(implicit: pd.DataFrame, prepare: PrepareConfig) -> PreparedData:
         for code, name in enumerate(("train", "validation", "test"))
     }
     cutoff = None
-    if implicit["timestamp"].notna().any():
-        cutoff = pd.Timestamp(implicit["timestamp"][part == 0].max()).isoformat()
+    test_time = None
+    if implicit["timestamp"].notna().all():
+        seen = implicit["timestamp"][part != 2]
+        cutoff = pd.Timestamp(seen.max()).isoformat() if len(seen) else None
+        seconds = (implicit["timestamp"] - pd.Timestamp(0)) / pd.Timedelta(seconds=1)
+        is_test = part == 2
+        test_time = sp.csr_matrix((seconds.to_numpy()[is_test], (user_codes[is_test], item_codes[is_test])), shape=shape)
     stats = {
         "users": shape[0],
         "items": shape[1],
@@ -149,6 +158,7 @@ def prepare(implicit: pd.DataFrame, prepare: PrepareConfig) -> PreparedData:
         item_ids=np.asarray(item_ids, dtype=object),
         fingerprint=fingerprint(implicit),
         train_cutoff=cutoff,
+        test_time=test_time,
         stats=stats,
         **splits,
     )

@@ -116,27 +116,43 @@ def log_model(bundle, input_example: pd.DataFrame) -> str:
     return info.model_uri
 
 
-def log_profile(profile) -> None:
-    """Log the training data's profile with the candidate (artifact folder `reference/`), so that
-    the next run can measure drift against it once this version is champion."""
+def log_reference(profile, training) -> None:
+    """Log what the candidate trained on (artifact folder `reference/`): the data profile, for the
+    next run's drift checks, and the training pairs and cutoff, for a fair gate, once this version
+    is champion."""
     mlflow = _mlflow()
     with tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_artifacts(str(profile.save(Path(tmp) / "reference")), "reference")
+        folder = profile.save(Path(tmp) / "reference")
+        training.save(folder)
+        mlflow.log_artifacts(str(folder), "reference")
+
+
+def _download_reference(model_name: str, version: str, tmp: str) -> Path | None:
+    from mlflow.exceptions import MlflowException
+
+    run_id = get_version(model_name, version).run_id
+    try:
+        return Path(_mlflow().artifacts.download_artifacts(run_id=run_id, artifact_path="reference", dst_path=tmp))
+    except (MlflowException, OSError):
+        return None
 
 
 def load_profile(model_name: str, version: str):
     """The training data profile logged with `version`, or None if it has none."""
-    from mlflow.exceptions import MlflowException
-
     from genrec.drift import DataProfile
 
-    run_id = get_version(model_name, version).run_id
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = _mlflow().artifacts.download_artifacts(run_id=run_id, artifact_path="reference", dst_path=tmp)
-        except (MlflowException, OSError):
-            return None
-        return DataProfile.load(Path(path))
+        path = _download_reference(model_name, version, tmp)
+        return DataProfile.load(path) if path else None
+
+
+def load_training_reference(model_name: str, version: str):
+    """The training pairs and cutoff logged with `version`, or None if it has none."""
+    from genrec.fair import TrainingReference
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _download_reference(model_name, version, tmp)
+        return TrainingReference.load(path) if path else None
 
 
 def load_bundle(model_uri: str):

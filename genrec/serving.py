@@ -169,6 +169,8 @@ def evaluate_served(model, data: PreparedData, ks: tuple[int, ...]):
 
     users = np.flatnonzero(np.diff(data.test.indptr) > 0)
     k = max(ks)
+    if len(users) == 0:
+        return evaluate_ranked(np.empty((0, k), dtype=np.int64), users, data.test, ks)
     predictions = model.predict(request_frame(data, users), params={"k": k})
     ranked = ranked_from_predictions(predictions, pd.Index(data.item_ids.astype(str)), k)
     return evaluate_ranked(ranked, users, data.test, ks)
