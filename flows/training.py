@@ -82,13 +82,10 @@ def check_drift(
 ) -> tuple[DataProfile, list[DriftCheck]]:
     """Compare the prepared data with the champion's training data; reject if configured so."""
     logger = get_run_logger()
-    profile = DataProfile.of(implicit)
-    champion = registry.champion_version(cfg.registry.model_name)
-    reference = registry.load_profile(cfg.registry.model_name, champion) if champion else None
-    if reference is None:
+    profile, checks, report, champion = drift.against_champion(implicit, cfg, validator)
+    if report is None:
         logger.info("no champion data profile to measure drift against")
         return profile, []
-    checks, report = drift.check(reference, profile, cfg.drift, validator)
     for c in checks:
         if not c.passed:
             logger.warning("drift against champion %s: %s %.4f > %.4f (%s)", champion, c.metric, c.value,
@@ -154,15 +151,17 @@ def score_served(model_uri: str, data: PreparedData, cfg: Config) -> EvalResult:
 def fair_gate_data(data: PreparedData, cfg: Config, champion: str | None) -> tuple[PreparedData, dict[str, Any]]:
     """The test split both models are compared on: all of it for a first model; for a champion,
     only what it cannot have trained on."""
+
+    def whole(why: str) -> tuple[PreparedData, dict[str, Any]]:
+        return data, {"rule": f"the whole test split ({why})", "interactions": int(data.test.nnz), "removed": 0,
+                      "users": int((np.diff(data.test.indptr) > 0).sum())}
+
     if champion is None:
-        return data, {"rule": "the whole test split (no champion yet)", "interactions": int(data.test.nnz),
-                      "removed": 0, "users": int((np.diff(data.test.indptr) > 0).sum())}
+        return whole("no champion yet")
     reference = registry.load_training_reference(cfg.registry.model_name, champion)
     if reference is None:
         get_run_logger().warning("champion %s has no training reference; comparing on the whole test split", champion)
-        return data, {"rule": "the whole test split (the champion logged no training data)",
-                      "interactions": int(data.test.nnz), "removed": 0,
-                      "users": int((np.diff(data.test.indptr) > 0).sum())}
+        return whole("the champion logged no training data")
     fair, info = fair_test(data, reference)
     get_run_logger().info("gate test: %s (%d interactions, %d removed)", info["rule"], info["interactions"],
                           info["removed"])

@@ -247,14 +247,11 @@ def validate(
 
 def _drift_against_champion(implicit, cfg, validator, reports: list) -> list:
     """Drift checks against the champion's training data, if there is a champion with a profile."""
-    from genrec import drift, registry
+    from genrec import drift
 
-    champion = registry.champion_version(cfg.registry.model_name)
-    reference = registry.load_profile(cfg.registry.model_name, champion) if champion else None
-    if reference is None:
-        return []
-    checks, report = drift.check(reference, drift.DataProfile.of(implicit), cfg.drift, validator)
-    reports.append(report)
+    _, checks, report, _ = drift.against_champion(implicit, cfg, validator)
+    if report is not None:
+        reports.append(report)
     return checks
 
 
