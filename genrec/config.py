@@ -160,6 +160,12 @@ class GateConfig:
     """Paired bootstrap samples over users for the champion comparison (0: compare means only)."""
     bootstrap_seed: int = 0
     """Seed of the bootstrap, so that a decision can be reproduced."""
+    floors: tuple[str, ...] = ()
+    """Value thresholds, `metric:minimum` (e.g. `precision@5:0.05`): every candidate, the first
+    included, must reach each."""
+    guardrails: tuple[str, ...] = ("coverage@20:0.05",)
+    """`metric:max_drop`: against a champion, the candidate's value may not fall by more than
+    max_drop (absolute) below the champion's (catalogue coverage, by default)."""
     min_lift_over_popularity: float = 0.0
     """A first model must beat the popularity baseline by more than this (absolute)."""
 
@@ -318,4 +324,13 @@ def load_config(source: str | None = None, overrides: list[str] | tuple[str, ...
         values[key.strip()] = value.strip()
     for key, value in values.items():
         cfg = _apply(cfg, key, value)
+    for name in ("floors", "guardrails"):
+        for spec in getattr(cfg.gate, name):
+            metric, _, number = spec.rpartition(":")
+            try:
+                float(number)
+            except ValueError:
+                metric = ""
+            if not metric:
+                raise UsageError(f"gate.{name} entries look like 'ndcg@20:0.05', got {spec!r}.")
     return cfg

@@ -35,6 +35,20 @@ def paired_bootstrap(candidate: np.ndarray, champion: np.ndarray, samples: int, 
     return float(diff.mean()), float(low), float(high)
 
 
+def _pairs(specs: tuple[str, ...], what: str) -> list[tuple[str, float]]:
+    """`metric:number` strings to pairs, with a clear error for a malformed one."""
+    out = []
+    for spec in specs:
+        metric, sep, number = spec.rpartition(":")
+        try:
+            out.append((metric, float(number)))
+        except ValueError:
+            sep = ""
+        if not sep or not metric:
+            raise ValueError(f"gate.{what} entries look like 'ndcg@20:0.05', got {spec!r}")
+    return out
+
+
 @dataclass(frozen=True)
 class Decision:
     promote: bool
@@ -103,8 +117,23 @@ def decide(
             f"{metric} {cand:.4f} vs champion {champ:.4f} ({delta:+.4f}; must exceed {cfg.min_improvement:+.4f}): "
             + ("passes" if beats_champion else "fails")
         )
+    passes_rules = True
+    for metric_name, floor in _pairs(cfg.floors, "floors"):
+        value = float(candidate[metric_name])
+        ok = value >= floor
+        passes_rules &= ok
+        reasons.append(f"floor: {metric_name} {value:.4f} must be at least {floor:.4f}: " + ("passes" if ok else "fails"))
+    if champion is not None:
+        for metric_name, max_drop in _pairs(cfg.guardrails, "guardrails"):
+            if metric_name not in candidate or metric_name not in champion:
+                continue
+            value, ref = float(candidate[metric_name]), float(champion[metric_name])
+            ok = ref - value <= max_drop
+            passes_rules &= ok
+            reasons.append(f"guardrail: {metric_name} {value:.4f} vs champion {ref:.4f} may drop by at most "
+                           f"{max_drop:.4f}: " + ("passes" if ok else "fails"))
     return Decision(
-        promote=beats_baseline and beats_champion,
+        promote=beats_baseline and beats_champion and passes_rules,
         reasons=tuple(reasons),
         metric=metric,
         candidate=cand,

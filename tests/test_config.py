@@ -25,7 +25,7 @@ def test_config_file(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [("model.nope=1", "Unknown config key 'model.nope'"), ("model.epochs=ten", "expects int"),
-     ("model=3", "is a section"), ("novalue", "KEY=VALUE")],
+     ("model=3", "is a section"), ("novalue", "KEY=VALUE"), ("gate.floors=ndcg@20", "look like")],
 )
 def test_bad_overrides_are_usage_errors(override, message):
     with pytest.raises(UsageError, match=message):

@@ -79,3 +79,25 @@ def test_bootstrap_is_seeded():
     cfg = GateConfig(bootstrap_samples=300, bootstrap_seed=7)
     first = decide({M: a.mean()}, {M: b.mean()}, {M: 0.0}, M, cfg, paired=(a, b)).interval
     assert decide({M: a.mean()}, {M: b.mean()}, {M: 0.0}, M, cfg, paired=(a, b)).interval == first
+
+
+@pytest.mark.parametrize(
+    "candidate, champion, cfg, promote, failing",
+    [
+        ({M: 0.3, "precision@5": 0.04}, None, GateConfig(floors=("precision@5:0.05",)), False, "floor: precision@5"),
+        ({M: 0.3, "precision@5": 0.06}, None, GateConfig(floors=("precision@5:0.05",)), True, None),
+        # better on the primary metric, but catalogue coverage falls by 0.10 (> 0.05 allowed)
+        ({M: 0.32, "coverage@20": 0.10}, {M: 0.30, "coverage@20": 0.20}, GateConfig(), False, "guardrail: coverage@20"),
+        ({M: 0.32, "coverage@20": 0.17}, {M: 0.30, "coverage@20": 0.20}, GateConfig(), True, None),
+    ],
+)
+def test_floors_and_guardrails(candidate, champion, cfg, promote, failing):
+    d = decide(candidate, champion, {M: 0.1}, M, cfg)
+    assert d.promote is promote
+    if failing:
+        assert any(r.startswith(failing) and r.endswith("fails") for r in d.reasons)
+
+
+def test_malformed_rule_is_a_clear_error():
+    with pytest.raises(ValueError, match="ndcg@20:0.05"):
+        decide({M: 0.3}, None, {M: 0.1}, M, GateConfig(floors=("ndcg@20",)))
