@@ -30,7 +30,7 @@ from genrec.models import Recommender, make_model
 from genrec.models.pop import Popularity
 from genrec.paths import data_docs_dir, datasets_dir, genrec_home, run_stamp
 from genrec.preprocessing import PreparedData
-from genrec.reporting import run_markdown, training_curves
+from genrec.reporting import decision_markdown, run_markdown, training_curves
 from genrec.serving import ServingBundle, check_served, evaluate_served, example_request
 from genrec.validation import DataValidator, ValidationReport, raw_suite_name
 
@@ -256,6 +256,8 @@ def train_flow(
         if champion_before is not None:
             champion = score_served(registry.version_uri(cfg.registry.model_name, champion_before), gate_data, cfg)
         decision = gate(candidate, champion, baseline, cfg)
+        create_markdown_artifact(key="genrec-gate-decision", markdown=decision_markdown(decision.as_dict(), gate_test),
+                                 description=f"genrec gate decision, run {stamp}")
         tags = {
             "metrics": _round(candidate_local.metrics),
             "decision": decision.as_dict(),

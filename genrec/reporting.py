@@ -82,3 +82,20 @@ def run_markdown(result: dict[str, Any]) -> str:
     if result.get("data_docs"):
         parts.append(f"Data Docs: [{result['data_docs']}](file://{result['data_docs']})")
     return "\n\n".join(parts)
+
+
+def decision_markdown(decision: dict[str, Any], gate_test: dict[str, Any]) -> str:
+    """The gate's decision on its own: verdict, every reason with its numbers, the test it used."""
+    verdict = "promote" if decision["promote"] else "do not promote"
+    rows = [("candidate", _fmt(decision["candidate"])), ("champion", _fmt(decision.get("champion"))),
+            ("popularity", _fmt(decision["baseline"]))]
+    if decision.get("interval"):
+        low, high = decision["interval"]
+        rows.append(("95% interval of candidate - champion", f"[{low:+.4f}, {high:+.4f}]"))
+    return "\n\n".join([
+        f"# Gate: {verdict}",
+        _table(rows, (decision["metric"], "value")),
+        "\n".join(f"- {r}" for r in decision["reasons"]),
+        f"Compared on {gate_test['rule']}: {gate_test['interactions']} interactions of {gate_test['users']} users "
+        f"({gate_test['removed']} removed).",
+    ])

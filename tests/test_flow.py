@@ -45,6 +45,11 @@ def test_flow_twice_then_bad_data(genrec_home, clustered_csv, tmp_path):
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["genrec-training-report"])))
     report = next(r for r in reports if str(r.flow_run_id) == first["flow_run_id"])
     assert "promote" in report.data and first["data_docs"] in report.data and "ndcg@20" in report.data
+    with get_client(sync_client=True) as prefect_client:
+        decisions = prefect_client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["genrec-gate-decision"])))
+    decision = next(r for r in decisions if str(r.flow_run_id) == first["flow_run_id"]).data
+    assert decision.startswith("# Gate: promote") and first["decision"]["reasons"][0] in decision
 
     second = train_flow(data=str(clustered_csv), format="csv", config="tiny")
     assert second["model_version"] == "2"
