@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from genrec.errors import DataError, GenrecError, NotFoundError, UsageError
-from genrec.paths import environment_defaults, genrec_home
+from genrec.paths import environment_defaults
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, gate, register and serve GAN recommenders.")
 out = Console()
@@ -285,7 +285,6 @@ def evaluate(
                       cfg.prepare)
     start = time.perf_counter()
     if model_uri:
-        from genrec import registry
         from genrec.serving import evaluate_served
 
         served = _load_served(model_uri)

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from genrec.config import PrepareConfig
 from genrec.evaluation import evaluate_scores
