@@ -325,12 +325,22 @@ def load_config(source: str | None = None, overrides: list[str] | tuple[str, ...
     for key, value in values.items():
         cfg = _apply(cfg, key, value)
     for name in ("floors", "guardrails"):
-        for spec in getattr(cfg.gate, name):
-            metric, _, number = spec.rpartition(":")
-            try:
-                float(number)
-            except ValueError:
-                metric = ""
-            if not metric:
-                raise UsageError(f"gate.{name} entries look like 'ndcg@20:0.05', got {spec!r}.")
+        try:
+            metric_rules(getattr(cfg.gate, name), name)
+        except ValueError as exc:
+            raise UsageError(f"{exc}.") from None
     return cfg
+
+
+def metric_rules(specs: tuple[str, ...], what: str) -> list[tuple[str, float]]:
+    """`metric:number` strings (gate.floors, gate.guardrails) to pairs; ValueError for a malformed one."""
+    out = []
+    for spec in specs:
+        metric, sep, number = spec.rpartition(":")
+        try:
+            out.append((metric, float(number)))
+        except ValueError:
+            sep = ""
+        if not sep or not metric:
+            raise ValueError(f"gate.{what} entries look like 'ndcg@20:0.05', got {spec!r}")
+    return out

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from genrec.config import GateConfig
+from genrec.config import GateConfig, metric_rules
 
 
 def paired_bootstrap(candidate: np.ndarray, champion: np.ndarray, samples: int, seed: int,
@@ -33,20 +33,6 @@ def paired_bootstrap(candidate: np.ndarray, champion: np.ndarray, samples: int, 
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(diff.mean()), float(low), float(high)
-
-
-def _pairs(specs: tuple[str, ...], what: str) -> list[tuple[str, float]]:
-    """`metric:number` strings to pairs, with a clear error for a malformed one."""
-    out = []
-    for spec in specs:
-        metric, sep, number = spec.rpartition(":")
-        try:
-            out.append((metric, float(number)))
-        except ValueError:
-            sep = ""
-        if not sep or not metric:
-            raise ValueError(f"gate.{what} entries look like 'ndcg@20:0.05', got {spec!r}")
-    return out
 
 
 @dataclass(frozen=True)
@@ -118,13 +104,13 @@ def decide(
             + ("passes" if beats_champion else "fails")
         )
     passes_rules = True
-    for metric_name, floor in _pairs(cfg.floors, "floors"):
+    for metric_name, floor in metric_rules(cfg.floors, "floors"):
         value = float(candidate[metric_name])
         ok = value >= floor
         passes_rules &= ok
         reasons.append(f"floor: {metric_name} {value:.4f} must be at least {floor:.4f}: " + ("passes" if ok else "fails"))
     if champion is not None:
-        for metric_name, max_drop in _pairs(cfg.guardrails, "guardrails"):
+        for metric_name, max_drop in metric_rules(cfg.guardrails, "guardrails"):
             if metric_name not in candidate or metric_name not in champion:
                 continue
             value, ref = float(candidate[metric_name]), float(champion[metric_name])

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.models.base import EpochCallback, Recommender
-from genrec.models.tuning import choose_on_validation
+from genrec.models.tuning import choose_on_validation, refit_matrix
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,7 @@ class EASE(Recommender):
         self.lambda_, self.validation_scores_ = choose_on_validation(
             self.lambdas, lambda lam: _linear_scorer(ease_weights(train, lam)), train, validation
         )
-        full = train if validation is None else (train + validation).tocsr()
-        full.data[:] = 1.0
+        full = refit_matrix(train, validation)
         self.train_ = full
         self.weights_ = ease_weights(full, self.lambda_)
         self.chosen_params_ = {"lambda": self.lambda_}

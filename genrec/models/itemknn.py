@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.models.base import EpochCallback, Recommender
-from genrec.models.tuning import choose_on_validation
+from genrec.models.tuning import choose_on_validation, refit_matrix
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,7 @@ class ItemKNN(Recommender):
         self.k_, self.validation_scores_ = choose_on_validation(
             self.neighbours, lambda k: _scorer(cosine_topk(train, k, self.shrink)), train, validation
         )
-        full = train if validation is None else (train + validation).tocsr()
-        full.data[:] = 1.0
+        full = refit_matrix(train, validation)
         self.train_ = full
         # Row i holds item i's neighbours: a user's scores are history @ S^T.
         self.similarity_ = cosine_topk(full, self.k_, self.shrink).T.tocsr()

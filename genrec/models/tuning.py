@@ -32,3 +32,10 @@ def choose_on_validation(
         if score > best_score:
             best, best_score = candidate, score
     return best, scores
+
+
+def refit_matrix(train: sp.csr_matrix, validation: sp.csr_matrix | None) -> sp.csr_matrix:
+    """Train and validation together (0/1), what a model is refitted on once tuned."""
+    full = train.copy() if validation is None else (train + validation).tocsr()
+    full.data[:] = 1.0
+    return full
