@@ -165,7 +165,13 @@ class GateConfig:
     included, must reach each."""
     guardrails: tuple[str, ...] = ("coverage@20:0.05",)
     """`metric:max_drop`: against a champion, the candidate's value may not fall by more than
-    max_drop (absolute) below the champion's (catalogue coverage, by default)."""
+    max_drop below the champion's (catalogue coverage, by default); `metric:10%` makes the drop
+    relative to the champion's value."""
+    changes: tuple[str, ...] = ()
+    """Change thresholds against a champion, `metric:direction:amount`: direction `higher` or `lower`
+    says which way is better; amount is absolute (`0.01`) or relative to the champion's value
+    (`2%`), and is the least change in the better direction that passes (negative: a drop allowed).
+    E.g. `recall@20:higher:1%` (must improve by 1%), `mrr@20:higher:-0.02` (may fall by 0.02)."""
     min_lift_over_popularity: float = 0.0
     """A first model must beat the popularity baseline by more than this (absolute)."""
 
@@ -324,16 +330,27 @@ def load_config(source: str | None = None, overrides: list[str] | tuple[str, ...
         values[key.strip()] = value.strip()
     for key, value in values.items():
         cfg = _apply(cfg, key, value)
-    for name in ("floors", "guardrails"):
-        try:
-            metric_rules(getattr(cfg.gate, name), name)
-        except ValueError as exc:
-            raise UsageError(f"{exc}.") from None
+    try:
+        named = [m for m, _ in metric_rules(cfg.gate.floors, "floors")]
+        named += [r.metric for r in change_rules(cfg.gate) if r.source == "changes"]
+    except ValueError as exc:
+        raise UsageError(f"{exc}.") from None
+    known = metric_names(cfg.eval)
+    for metric in [cfg.eval.primary_metric, *named]:
+        if metric not in known:
+            raise UsageError(f"Config names the metric {metric!r}, which the evaluation does not compute "
+                             f"(it computes {', '.join(known)}).")
     return cfg
 
 
+def metric_names(eval_cfg: EvalConfig) -> list[str]:
+    """Every metric the evaluation reports for these cut-offs."""
+    names = [f"{m}@{k}" for k in eval_cfg.ks for m in ("precision", "recall", "ndcg", "mrr")]
+    return names + [f"coverage@{max(eval_cfg.ks)}"]
+
+
 def metric_rules(specs: tuple[str, ...], what: str) -> list[tuple[str, float]]:
-    """`metric:number` strings (gate.floors, gate.guardrails) to pairs; ValueError for a malformed one."""
+    """`metric:number` strings (gate.floors) to pairs; ValueError for a malformed one."""
     out = []
     for spec in specs:
         metric, sep, number = spec.rpartition(":")
@@ -344,3 +361,63 @@ def metric_rules(specs: tuple[str, ...], what: str) -> list[tuple[str, float]]:
         if not sep or not metric:
             raise ValueError(f"gate.{what} entries look like 'ndcg@20:0.05', got {spec!r}")
     return out
+
+
+@dataclass(frozen=True)
+class ChangeRule:
+    """A change threshold against the champion: moving `metric` in the better `direction` by at
+    least `amount` (a fraction of the champion's value when `relative`) passes."""
+
+    metric: str
+    direction: str
+    amount: float
+    relative: bool
+    source: str
+    """`changes` or `guardrails`: which config list the rule came from."""
+
+    def change(self, candidate: float, champion: float) -> float:
+        """The candidate's change over the champion in the better direction (relative if asked)."""
+        delta = candidate - champion if self.direction == "higher" else champion - candidate
+        if not self.relative:
+            return delta
+        if champion == 0:
+            return 0.0 if delta == 0 else (float("inf") if delta > 0 else float("-inf"))
+        return delta / abs(champion)
+
+    def describe(self, amount: float | None = None) -> str:
+        value = self.amount if amount is None else amount
+        return f"{value * 100:+.2f}%" if self.relative else f"{value:+.4f}"
+
+
+def _amount(text: str) -> tuple[float, bool]:
+    relative = text.endswith("%")
+    value = float(text[:-1] if relative else text)
+    return (value / 100 if relative else value), relative
+
+
+def change_rules(gate: GateConfig) -> list[ChangeRule]:
+    """gate.changes (`metric:higher|lower:amount[%]`) and gate.guardrails (`metric:max_drop[%]`,
+    i.e. `metric:higher:-max_drop`) as rules; ValueError for a malformed entry."""
+    rules = []
+    for spec in gate.changes:
+        parts = spec.split(":")
+        try:
+            metric, direction, amount = parts
+            value, relative = _amount(amount)
+            if not metric or direction not in ("higher", "lower"):
+                raise ValueError(spec)
+        except ValueError:
+            raise ValueError(f"gate.changes entries look like 'recall@20:higher:1%' or 'mrr@20:higher:-0.02' "
+                             f"(direction higher or lower), got {spec!r}") from None
+        rules.append(ChangeRule(metric, direction, value, relative, "changes"))
+    for spec in gate.guardrails:
+        metric, sep, amount = spec.rpartition(":")
+        try:
+            value, relative = _amount(amount)
+            if not sep or not metric or value < 0:
+                raise ValueError(spec)
+        except ValueError:
+            raise ValueError(f"gate.guardrails entries look like 'coverage@20:0.05' or 'coverage@20:10%' "
+                             f"(a drop allowed, not negative), got {spec!r}") from None
+        rules.append(ChangeRule(metric, "higher", -value, relative, "guardrails"))
+    return rules

@@ -1,9 +1,11 @@
 """The gate: a pure function from evaluation results and thresholds to a decision with reasons.
 
-A first model (no champion yet) must beat the popularity baseline on the primary metric. A later
-one must beat the popularity baseline and improve on the champion, both scored on the same test
+A first model (no champion yet) must beat the popularity baseline on the primary metric and reach
+the value floors. A later one must also improve on the champion, both scored on the same test
 users: when per-user values are given, by a seeded paired bootstrap over users whose 95% interval
-of the difference must lie above the configured margin; otherwise by the mean difference.
+of the difference must lie above the configured margin; otherwise by the mean difference. Change
+thresholds (absolute or relative, with a better direction per metric) and guardrails compare
+further metrics with the champion's.
 Promotion itself is only an alias move, done elsewhere.
 """
 
@@ -14,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from genrec.config import GateConfig, metric_rules
+from genrec.config import GateConfig, change_rules, metric_rules
 
 
 def paired_bootstrap(candidate: np.ndarray, champion: np.ndarray, samples: int, seed: int,
@@ -105,19 +107,26 @@ def decide(
         )
     passes_rules = True
     for metric_name, floor in metric_rules(cfg.floors, "floors"):
+        if metric_name not in candidate:
+            raise ValueError(f"gate.floors names {metric_name!r}, which the evaluation did not compute.")
         value = float(candidate[metric_name])
         ok = value >= floor
         passes_rules &= ok
         reasons.append(f"floor: {metric_name} {value:.4f} must be at least {floor:.4f}: " + ("passes" if ok else "fails"))
     if champion is not None:
-        for metric_name, max_drop in metric_rules(cfg.guardrails, "guardrails"):
-            if metric_name not in candidate or metric_name not in champion:
-                continue
-            value, ref = float(candidate[metric_name]), float(champion[metric_name])
-            ok = ref - value <= max_drop
+        for rule in change_rules(cfg):
+            if rule.metric not in candidate or rule.metric not in champion:
+                if rule.source == "guardrails":
+                    continue  # a default guardrail on a metric this evaluation did not compute
+                raise ValueError(f"gate.changes names {rule.metric!r}, which the evaluation did not compute.")
+            value, ref = float(candidate[rule.metric]), float(champion[rule.metric])
+            change = rule.change(value, ref)
+            ok = change >= rule.amount
             passes_rules &= ok
-            reasons.append(f"guardrail: {metric_name} {value:.4f} vs champion {ref:.4f} may drop by at most "
-                           f"{max_drop:.4f}: " + ("passes" if ok else "fails"))
+            label = "guardrail" if rule.source == "guardrails" else "change"
+            reasons.append(f"{label}: {rule.metric} {value:.4f} vs champion {ref:.4f} ({rule.describe(change)}, "
+                           f"{rule.direction} is better; must change by at least {rule.describe()}): "
+                           + ("passes" if ok else "fails"))
     return Decision(
         promote=beats_baseline and beats_champion and passes_rules,
         reasons=tuple(reasons),

@@ -7,7 +7,7 @@ from genrec.errors import UsageError
 def test_presets_and_overrides():
     tiny = load_config("tiny")
     assert tiny.model.epochs == PRESETS["tiny"]["model.epochs"]
-    cfg = load_config("tiny", ["model.epochs=3", "data.rating_threshold=4", "eval.ks=5,10"])
+    cfg = load_config("tiny", ["model.epochs=3", "data.rating_threshold=4", "eval.ks=5,10", "eval.primary_metric=ndcg@10"])
     assert cfg.model.epochs == 3
     assert cfg.data.rating_threshold == 4.0
     assert cfg.eval.ks == (5, 10)
@@ -25,7 +25,9 @@ def test_config_file(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [("model.nope=1", "Unknown config key 'model.nope'"), ("model.epochs=ten", "expects int"),
-     ("model=3", "is a section"), ("novalue", "KEY=VALUE"), ("gate.floors=ndcg@20", "look like")],
+     ("model=3", "is a section"), ("novalue", "KEY=VALUE"), ("gate.floors=ndcg@20", "look like"),
+     ("gate.changes=recall@20:sideways:1", "higher or lower"), ("gate.floors=hits@20:0.1", "does not compute"),
+     ("eval.primary_metric=ndcg@50", "does not compute")],
 )
 def test_bad_overrides_are_usage_errors(override, message):
     with pytest.raises(UsageError, match=message):

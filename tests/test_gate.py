@@ -101,3 +101,53 @@ def test_floors_and_guardrails(candidate, champion, cfg, promote, failing):
 def test_malformed_rule_is_a_clear_error():
     with pytest.raises(ValueError, match="ndcg@20:0.05"):
         decide({M: 0.3}, None, {M: 0.1}, M, GateConfig(floors=("ndcg@20",)))
+
+
+@pytest.mark.parametrize(
+    "rule, candidate, champion, promote",
+    [
+        # relative, higher is better: recall must rise by at least 10% of the champion's 0.20
+        ("recall@20:higher:10%", 0.215, 0.20, False),  # +7.5%
+        ("recall@20:higher:10%", 0.225, 0.20, True),  # +12.5%
+        # absolute, a bounded drop allowed
+        ("recall@20:higher:-0.02", 0.185, 0.20, True),
+        ("recall@20:higher:-0.02", 0.175, 0.20, False),
+        # lower is better: the same numbers judged the other way round
+        ("recall@20:lower:10%", 0.175, 0.20, True),  # fell 12.5%: an improvement
+        ("recall@20:lower:10%", 0.225, 0.20, False),
+        ("recall@20:lower:-5%", 0.205, 0.20, True),  # rose 2.5%, 5% allowed
+        ("recall@20:lower:-5%", 0.215, 0.20, False),
+    ],
+)
+def test_change_thresholds_with_direction(rule, candidate, champion, promote):
+    cfg = GateConfig(changes=(rule,), bootstrap_samples=0)
+    d = decide({M: 0.32, "recall@20": candidate}, {M: 0.30, "recall@20": champion}, {M: 0.1}, M, cfg)
+    assert d.promote is promote
+    (reason,) = [r for r in d.reasons if r.startswith("change: recall@20")]
+    assert reason.endswith("passes" if promote else "fails")
+
+
+def test_change_thresholds_wait_for_a_champion():
+    cfg = GateConfig(changes=("recall@20:higher:50%",), guardrails=("coverage@20:10%",))
+    assert decide({M: 0.3, "recall@20": 0.1, "coverage@20": 0.1}, None, {M: 0.1}, M, cfg).promote
+
+
+def test_relative_guardrail():
+    cfg = GateConfig(guardrails=("coverage@20:10%",), bootstrap_samples=0)
+    champion = {M: 0.30, "coverage@20": 0.20}
+    assert decide({M: 0.32, "coverage@20": 0.185}, champion, {M: 0.1}, M, cfg).promote  # -7.5%
+    assert not decide({M: 0.32, "coverage@20": 0.175}, champion, {M: 0.1}, M, cfg).promote  # -12.5%
+
+
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        (GateConfig(changes=("recall@20:up:1%",)), "higher or lower"),
+        (GateConfig(changes=("recall@20:higher",)), "recall@20:higher:1%"),
+        (GateConfig(guardrails=("coverage@20:-0.05",)), "not negative"),
+        (GateConfig(changes=("hitrate@20:higher:0",)), "did not compute"),
+    ],
+)
+def test_malformed_change_rules(cfg, message):
+    with pytest.raises(ValueError, match=message):
+        decide({M: 0.3, "recall@20": 0.2}, {M: 0.2, "recall@20": 0.2}, {M: 0.1}, M, cfg)
