@@ -1,4 +1,4 @@
-"""The training flow: validate -> preprocess -> train -> evaluate -> gate -> register -> promote.
+"""The training flow: validate -> preprocess -> train -> evaluate -> gate -> register -> [approve] -> promote.
 
 Each stage is a task around one library call; the flow only wires them, logs and publishes the
 report. Rejected data raises `DataError` before anything is trained or registered, so the champion
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from flows.approval import Approval, wait_for_approval
 from genrec import data as gdata
 from genrec import preprocessing, registry
 from genrec.config import Config, load_config
@@ -185,18 +187,40 @@ def gate(candidate: EvalResult, champion: EvalResult | None, baseline: EvalResul
 
 
 @task(name="register", **TASK)
-def register(model_uri: str, tags: dict[str, Any], decision: Decision, cfg: Config, actor: str,
-             champion_at_gate: str | None) -> tuple[str, str | None]:
-    """Register the candidate; if the gate passed, promote it over the champion it was compared with."""
+def register(model_uri: str, tags: dict[str, Any], cfg: Config) -> str:
+    """Register the candidate (it becomes `challenger`); promotion is a separate step."""
+    return registry.register(model_uri, cfg.registry.model_name, tags)
+
+
+@task(name="promote", **TASK)
+def promote(version: str, reasons: list[str], cfg: Config, actor: str, champion_at_gate: str | None) -> str | None:
+    """Move `champion` to `version`, but only over the champion the gate compared it with."""
     name = cfg.registry.model_name
-    version = registry.register(model_uri, name, tags)
-    if decision.promote:
-        try:
-            registry.move_champion(name, version, reason="gate: " + "; ".join(decision.reasons), actor=actor,
-                                   expected_from=champion_at_gate)
-        except registry.ChampionMoved as exc:
-            get_run_logger().warning("not promoted: %s since the gate compared against it", exc)
-    return version, registry.champion_version(name)
+    try:
+        registry.move_champion(name, version, reason="gate: " + "; ".join(reasons), actor=actor,
+                               expected_from=champion_at_gate)
+    except registry.ChampionMoved as exc:
+        get_run_logger().warning("not promoted: %s since the gate compared against it", exc)
+    return registry.champion_version(name)
+
+
+def ask_approval(version: str, cfg: Config, flow_run_id: str | None) -> Approval:
+    """Pause until a person approves or rejects promoting `version`; record the answer on it."""
+    logger = get_run_logger()
+    name = cfg.registry.model_name
+    if flow_run_id is None:
+        raise RuntimeError("gate.require_approval needs a Prefect flow run to pause.")
+    registry.set_version_tags(name, version, {"approval": {"status": "pending", "flow_run_id": flow_run_id}})
+    logger.warning(
+        "version %s passed the gate and waits for approval (up to %d s): run `genrec approve %s` or "
+        "`genrec reject %s`, or press Resume in the Prefect UI", version, cfg.gate.approval_timeout,
+        flow_run_id, flow_run_id)
+    answer = wait_for_approval(UUID(flow_run_id), cfg.gate.approval_timeout, cfg.gate.approval_poll_interval)
+    status = "approved" if answer.approved else ("rejected" if answer.answered else "timed out")
+    registry.set_version_tags(name, version, {"approval": {"status": status, "flow_run_id": flow_run_id,
+                                                           **answer.as_dict()}})
+    logger.info(answer.sentence())
+    return answer
 
 
 def _round(metrics: dict[str, float]) -> dict[str, float]:
@@ -266,8 +290,17 @@ def train_flow(
             "model_family": cfg.model.name,
             "champion_at_gate": champion_before or "",
         }
-        version, champion_now = register(model_uri, tags, decision, cfg, actor=f"flow-run {flow_run_id}",
-                                         champion_at_gate=champion_before)
+        version = register(model_uri, tags, cfg)
+        reasons = list(decision.reasons)
+        approval = None
+        if decision.promote and cfg.gate.require_approval:
+            approval = ask_approval(version, cfg, flow_run_id)
+            reasons.append(approval.sentence())
+        if decision.promote and (approval is None or approval.approved):
+            actor = f"flow-run {flow_run_id}" + (f", approved by {approval.actor}" if approval else "")
+            champion_now = promote(version, reasons, cfg, actor, champion_before)
+        else:
+            champion_now = registry.champion_version(cfg.registry.model_name)
         run.set_tags({"registered_version": version, "gate_promote": decision.promote})
     except BaseException:
         registry.end_run("FAILED")
@@ -283,7 +316,8 @@ def train_flow(
         "champion_metrics": _round(champion.metrics) if champion is not None else None,
         "test_metrics": _round(candidate_local.metrics),
         "baseline_metrics": _round(baseline.metrics),
-        "decision": decision.as_dict(),
+        "decision": decision.as_dict() | {"reasons": reasons,
+                                          "approval": approval.as_dict() if approval is not None else None},
         "gate_test": gate_test,
         "data_docs": str(validator.index),
         "mlflow_run_id": run.run_id,

@@ -357,9 +357,11 @@ def models(as_json: bool = typer.Option(False, "--json")) -> None:
     for v in versions:
         m = v["metrics"] or {}
         gate = v["decision"].get("promote") if isinstance(v["decision"], dict) else None
+        verdict = {True: "promote", False: "keep champion", None: "—"}[gate]
+        if isinstance(v.get("approval"), dict):
+            verdict += f" ({v['approval'].get('status')})"
         table.add_row(v["version"], ", ".join(v["aliases"]), _num(m.get("ndcg@20")), _num(m.get("precision@5")),
-                      {True: "promote", False: "keep champion", None: "—"}[gate], v["data_fingerprint"] or "",
-                      v["created"])
+                      verdict, v["data_fingerprint"] or "", v["created"])
     out.print(table)
     if not versions:
         out.print(f"No versions of {name!r} yet: run `genrec run` first.")
@@ -385,6 +387,35 @@ def promote(
 
     event = registry.move_champion(_model_name(), version, reason=reason, actor=_actor("promote"))
     out.print(f"champion: {event['from_version']} -> {event['to_version']}", highlight=False)
+
+
+def _answer(run: str, approve: bool, reason: str, command: str) -> None:
+    from flows.approval import answer
+
+    answer(run, approve=approve, reason=reason, actor=_actor(command))
+    verdict = "approved" if approve else "rejected"
+    out.print(f"training run {run}: {verdict}; it resumes within its poll interval and records the answer",
+              highlight=False)
+
+
+@app.command()
+@guarded
+def approve(
+    run: str = typer.Argument(..., help="Id of the training flow run that waits for approval (it logs it)."),
+    reason: str = typer.Option("", "--reason"),
+) -> None:
+    """Approve the promotion a paused training run waits for (gate.require_approval)."""
+    _answer(run, True, reason, "approve")
+
+
+@app.command()
+@guarded
+def reject(
+    run: str = typer.Argument(..., help="Id of the training flow run that waits for approval (it logs it)."),
+    reason: str = typer.Option("", "--reason"),
+) -> None:
+    """Reject it: the candidate stays registered, the champion stays where it is."""
+    _answer(run, False, reason, "reject")
 
 
 @app.command()

@@ -174,6 +174,13 @@ class GateConfig:
     E.g. `recall@20:higher:1%` (must improve by 1%), `mrr@20:higher:-0.02` (may fall by 0.02)."""
     min_lift_over_popularity: float = 0.0
     """A first model must beat the popularity baseline by more than this (absolute)."""
+    require_approval: bool = False
+    """When the gate passes, register the candidate and pause the flow until a person approves or
+    rejects it (Prefect UI, or `genrec approve RUN` / `genrec reject RUN`)."""
+    approval_timeout: int = 86400
+    """Seconds to wait for that answer; no answer counts as a rejection."""
+    approval_poll_interval: int = 10
+    """Seconds between the paused flow's checks for an answer."""
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,12 @@ def register(model_uri: str, model_name: str, tags: dict[str, Any]) -> str:
     return str(version.version)
 
 
+def set_version_tags(model_name: str, version: str, tags: dict[str, Any]) -> None:
+    c = client()
+    for key, value in tags.items():
+        c.set_model_version_tag(model_name, str(version), key, _tag(value))
+
+
 def _tag(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
@@ -330,6 +336,7 @@ def list_versions(model_name: str) -> list[dict[str, Any]]:
             "data_fingerprint": tags.get("data_fingerprint"),
             "model_family": tags.get("model_family"),
             "flow_run_id": tags.get("flow_run_id"),
+            "approval": _json_tag(tags.get("approval"), None),
             "run_id": v.run_id,
             "created": datetime.fromtimestamp(v.creation_timestamp / 1000, timezone.utc).isoformat(timespec="seconds"),
         })
