@@ -28,7 +28,7 @@ from genrec.fair import TrainingReference, fair_test
 from genrec.errors import DataError
 from genrec.evaluation import EvalResult, evaluate_scores
 from genrec.gating import Decision, decide
-from genrec.models import Recommender, make_model
+from genrec.models import Recommender, make_model, require_servable
 from genrec.models.pop import Popularity
 from genrec.paths import data_docs_dir, datasets_dir, genrec_home, run_stamp
 from genrec.preprocessing import PreparedData
@@ -128,7 +128,7 @@ def train(data: PreparedData, cfg: Config, run: registry.TrainingRun, checkpoint
 def evaluate(model: Recommender, data: PreparedData, gate_data: PreparedData, cfg: Config) -> tuple[EvalResult, EvalResult]:
     """The candidate on the whole test split, and the popularity baseline on the gate's test split."""
     ks = cfg.eval.ks
-    candidate = evaluate_scores(lambda u: model.score_history(data.known[u]), data.known, data.test, ks)
+    candidate = evaluate_scores(lambda u: model.score_known(data.known, u), data.known, data.test, ks)
     baseline_model = Popularity().fit(data.train)
     baseline = evaluate_scores(baseline_model.score, gate_data.known, gate_data.test, ks)
     return candidate, baseline
@@ -237,6 +237,7 @@ def train_flow(
     """Train, evaluate, gate and register a recommender on `data` (default: the bundled sample)."""
     logger = get_run_logger()
     cfg = load_config(config, list(overrides or []) + ([f"data.format={format}"] if format != "auto" else []))
+    require_servable(cfg.model)
     path = Path(data) if data else gdata.bundled_sample()
     stamp = run_stamp()
     flow_run_id = str(flow_run.id) if flow_run.id else None

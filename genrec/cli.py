@@ -126,7 +126,9 @@ def run(
     """The training flow: validate, preprocess, train, evaluate, gate, register; promote if the gate passes."""
     from genrec.config import load_config
 
-    load_config(config, overrides)  # usage errors before the flow starts
+    from genrec.models import require_servable
+
+    require_servable(load_config(config, overrides).model)  # usage errors before the flow starts
     if data is not None:
         from genrec.data import check_path
 
@@ -298,7 +300,7 @@ def evaluate(
         fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
         known = data.known
-        result = evaluate_scores(lambda u: fitted.score_history(known[u]), known, data.test, cfg.eval.ks)
+        result = evaluate_scores(lambda u: fitted.score_known(known, u), known, data.test, cfg.eval.ks)
         name = cfg.model.name
         chosen = fitted.chosen_params_
     payload = {

@@ -27,11 +27,12 @@ def test_config_file(tmp_path):
     [("model.nope=1", "Unknown config key 'model.nope'"), ("model.epochs=ten", "expects int"),
      ("model=3", "is a section"), ("novalue", "KEY=VALUE"), ("gate.floors=ndcg@20", "look like"),
      ("gate.changes=recall@20:sideways:1", "higher or lower"), ("gate.floors=hits@20:0.1", "does not compute"),
-     ("eval.primary_metric=ndcg@50", "does not compute")],
+     ("eval.primary_metric=ndcg@50", "does not compute"), ("model.mode=both", "model.mode"),
+     ("model.init=ease;model.mode=item", "model.init")],
 )
 def test_bad_overrides_are_usage_errors(override, message):
     with pytest.raises(UsageError, match=message):
-        load_config("default", [override])
+        load_config("default", override.split(";"))
 
 
 def test_unknown_preset_or_missing_file():

@@ -67,10 +67,15 @@ class TestConformance:
         assert isinstance(model.chosen_params_, dict)
 
 
-@pytest.mark.parametrize("name", ["cfgan", "ease", "itemknn"])
+@pytest.mark.parametrize("name", ["cfgan", "cfgan-item", "cfgan-ease", "ease", "itemknn"])
 def test_known_answer_checkerboard(name):
     train, test = checkerboard(3)
-    model = fitted(name, train)
+    if name == "cfgan-item":  # item-based: the generator completes items' vectors of users
+        model = CFGAN(**{**CFGAN_FAST, "mode": "item"}).fit(train)
+    elif name == "cfgan-ease":  # started from EASE, then trained adversarially
+        model = CFGAN(**{**CFGAN_FAST, "init": "ease", "epochs": 20, "lr_g": 1e-4}).fit(train)
+    else:
+        model = fitted(name, train)
     items, _ = model.recommend(np.arange(train.shape[0]), k=1)
     assert items[:, 0].tolist() == list(range(train.shape[0]))  # the held-out diagonal, for every user
     result = evaluate_scores(model.score, train, test, ks=(1,))
@@ -120,8 +125,9 @@ def test_cfgan_masks_follow_the_scheme(scheme):
     trainer = CFGANTrainer(model, train.tocsr(), torch.device("cpu"))
     real = torch.from_numpy(train.toarray())
     torch.manual_seed(0)
-    pm, zr = trainer._masks(real.repeat(200, 1))
     real = real.repeat(200, 1)
+    pm, zr = trainer._pm_mask(real, real), trainer._zr_mask(real)
+    zr = torch.zeros_like(real) if zr is None else zr
     unobserved = real == 0
     k_u = pm - real
     assert ((k_u == 0) | ((k_u == 1) & unobserved)).all()  # e_u + k_u, k_u among unobserved items only
@@ -149,3 +155,44 @@ def test_cfgan_trains_on_cuda_and_serves_on_cpu():
     model = CFGAN(**{**CFGAN_FAST, "device": "cuda"}).fit(train)
     assert next(model.generator_.parameters()).device.type == "cpu"
     assert evaluate_scores(model.score, train, test, ks=(1,)).metrics["ndcg@1"] == 1.0
+
+
+def test_cfgan_ease_start_is_ease():
+    """With init=ease and no adversarial epoch, the generator scores exactly as EASE fitted on the
+    same matrix with the same lambda."""
+    from genrec.models.ease import EASE
+
+    train, _ = checkerboard(3)
+    cfgan = CFGAN(**{**CFGAN_FAST, "init": "ease", "ease_lambdas": (5.0,), "epochs": 0}).fit(train)
+    ease = EASE(lambdas=(5.0,)).fit(train)
+    users = np.arange(train.shape[0])
+    np.testing.assert_allclose(cfgan.score(users), ease.score(users), atol=1e-5)
+
+
+def test_cfgan_ease_start_competes_in_early_stopping():
+    train, test = checkerboard(3)
+    model = CFGAN(**{**CFGAN_FAST, "init": "ease", "epochs": 30, "patience": 5}).fit(train, validation=test)
+    assert model.init_score_ is not None
+    assert model.best_score_ >= model.init_score_
+    assert model.best_epoch_ == 0 or model.history_[model.best_epoch_ - 1]["val_ndcg@20"] > model.init_score_
+
+
+def test_cfgan_refit_trains_again_on_train_and_validation():
+    train, test = checkerboard(3)
+    kwargs = {**CFGAN_FAST, "epochs": 30, "patience": 5}
+    plain = CFGAN(**kwargs).fit(train, validation=test)
+    refit = CFGAN(**kwargs, refit=True).fit(train, validation=test)
+    assert refit.best_epoch_ == plain.best_epoch_ and refit.chosen_params_ == {"epochs": plain.best_epoch_, "refit": True}
+    # The refitted generator saw the validation items as training data: a user's held-out item now
+    # sits in its input, so its scores differ from the generator trained without it.
+    assert not np.allclose(refit.score(np.arange(4)), plain.score(np.arange(4)))
+
+
+def test_item_based_cfgan_scores_only_known_users():
+    from genrec.errors import UsageError
+
+    train, _ = checkerboard(2)
+    model = CFGAN(**{**CFGAN_FAST, "mode": "item", "epochs": 3}).fit(train)
+    assert model.score(np.arange(3)).shape == (3, train.shape[1])
+    with pytest.raises(UsageError, match="item-based"):
+        model.score_history(train[:2])

@@ -11,7 +11,7 @@ from genrec.models.pop import Popularity
 
 FAMILIES: dict[str, type[Recommender]] = {"cfgan": CFGAN, "ease": EASE, "itemknn": ItemKNN, "pop": Popularity}
 CFGAN_FIELDS = (
-    "device", "seed", "epochs", "patience", "hidden_g", "hidden_d", "layers_g", "layers_d", "scheme", "zr_ratio",
+    "device", "seed", "epochs", "patience", "hidden_g", "hidden_d", "layers_g", "layers_d", "scheme", "mode", "init", "refit", "target", "lr_item_item", "ease_lambdas", "zr_ratio",
     "pm_ratio", "zr_coefficient", "input_dropout", "ema_decay", "reg_g", "reg_d", "lr_g", "lr_d", "batch_g",
     "batch_d", "g_steps", "d_steps",
 )
@@ -30,3 +30,13 @@ def make_model(cfg: ModelConfig, progress: bool = False) -> Recommender:
     if cfg.name == "itemknn":
         return ItemKNN(neighbours=cfg.knn_neighbours, shrink=cfg.knn_shrink)
     return CFGAN(**{k: getattr(cfg, k) for k in CFGAN_FIELDS}, progress=progress)
+
+
+def require_servable(cfg: ModelConfig) -> None:
+    """UsageError unless the training flow can register and serve this model (it must score new
+    users' histories): the item-based CFGAN cannot."""
+    from genrec.errors import UsageError
+
+    if cfg.name == "cfgan" and cfg.mode == "item":
+        raise UsageError("model.mode=item (item-based CFGAN) scores only the users it trained on and cannot be "
+                         "served; use it with `genrec evaluate`, and model.mode=user for `genrec run`.")

@@ -2,8 +2,9 @@
 
 `__init__` only stores hyperparameters; `fit(train, validation=None) -> self`; fitted state ends in
 `_`; `score(users)` and `recommend(users, k, exclude_seen=True)` work on the users of the fitted
-matrix; `score_history(history)` scores any histories (new users included). Using a model before
-`fit` raises `NotFittedError`.
+matrix; `score_known(known, users)` scores users of a users x items matrix by what it knows of them;
+`score_history(history)` scores any histories (new users included). Using a model before `fit`
+raises `NotFittedError`.
 """
 
 from __future__ import annotations
@@ -44,18 +45,27 @@ class Recommender:
         if not hasattr(self, "train_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(train) first.")
 
+    def score_known(self, known: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
+        """Scores for every item of `users`, rows of `known` (what the caller knows of every user);
+        by default the users' histories alone. How evaluation scores test users."""
+        return self.score_history(known[np.asarray(users)])
+
     def score(self, users: np.ndarray) -> np.ndarray:
         """Scores of the fitted matrix's `users` for every item."""
         self._check_fitted()
-        return self.score_history(self.train_[np.asarray(users)])
+        return self.score_known(self.train_, users)
 
     def recommend_history(
         self, history: sp.csr_matrix, k: int = 10, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item indices and their scores for each history row; -1 pads short lists."""
+        return self._top(self.score_history(history), history, k, exclude_seen)
+
+    @staticmethod
+    def _top(raw: np.ndarray, history: sp.csr_matrix, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
         from genrec.evaluation import top_k
 
-        scores = np.array(self.score_history(history), dtype=np.float64, copy=True)
+        scores = np.array(raw, dtype=np.float64, copy=True)
         if exclude_seen:
             rows = np.repeat(np.arange(history.shape[0]), np.diff(history.indptr))
             scores[rows, history.indices] = -np.inf
@@ -66,4 +76,5 @@ class Recommender:
 
     def recommend(self, users: np.ndarray, k: int = 10, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
-        return self.recommend_history(self.train_[np.asarray(users)], k, exclude_seen)
+        users = np.asarray(users)
+        return self._top(self.score(users), self.train_[users], k, exclude_seen)

@@ -3,7 +3,9 @@
 User-based mode: the condition is the user's purchase vector e_u. The discriminator tells real
 vectors from generated ones masked to e_u + k_u (partial masking, PM: k_u is a random share of the
 user's unobserved items); the generator also pushes a random share of unobserved items towards zero
-(zero reconstruction, ZR). ZP uses both. Early stopping on validation NDCG@20 (never on test).
+(zero reconstruction, ZR). ZP uses both. Item-based mode (the authors' presets) swaps the roles: the
+condition is an item's vector of users and the generator fills in which users would buy it. Early
+stopping on validation NDCG@20 (never on test).
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from genrec.errors import NotFittedError, TrainingDivergedError
+from genrec.errors import NotFittedError, TrainingDivergedError, UsageError
 from genrec.models.base import EpochCallback, Recommender
-from genrec.models.networks import Discriminator, Generator, l2_penalty
+from genrec.models.networks import Discriminator, Generator
+from genrec.models.tuning import choose_on_validation, refit_matrix
 
 log = logging.getLogger(__name__)
 
 SCHEMES = ("ZR", "PM", "ZP")
+FUSED = {"fused": True}  # one kernel per optimiser step instead of several per parameter
 
 
 def resolve_device(device: str) -> torch.device:
@@ -41,16 +45,29 @@ def progress_enabled(requested: bool) -> bool:
 
 
 class CFGANTrainer:
-    """One adversarial epoch at a time over a users x items CSR matrix, densified per batch."""
+    """One adversarial epoch at a time over a CSR matrix, densified per batch: users x items in
+    user-based mode, items x users in item-based mode (a row is what the generator completes)."""
 
-    def __init__(self, model: "CFGAN", train: sp.csr_matrix, device: torch.device):
+    def __init__(self, model: "CFGAN", train: sp.csr_matrix, device: torch.device, init: np.ndarray | None = None):
         self.m = model
         self.train = train
         self.device = device
-        n_items = train.shape[1]
-        self.generator = Generator(n_items, model.hidden_g, model.layers_g).to(device)
-        self.discriminator = Discriminator(n_items, model.hidden_d, model.layers_d).to(device)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=model.lr_g)
+        width = train.shape[1]
+        self.generator = Generator(width, model.hidden_g, model.layers_g, item_item=init is not None).to(device)
+        if init is not None:
+            self.generator.start_from(torch.from_numpy(init).to(device))
+        self.discriminator = Discriminator(width, model.hidden_d, model.layers_d).to(device)
+        # reg/2 * ||w||^2 in the loss (CFGAN's tf.nn.l2_loss) has the gradient reg * w: Adam's
+        # (coupled) weight decay adds exactly that, without a pass over the weights per step.
+        # The item-item path keeps its own (closed-form) regularisation: no decay.
+        groups = [{"params": list(self.generator.net.parameters()), "weight_decay": model.reg_g}]
+        if init is not None:
+            lr = model.lr_g if model.lr_item_item is None else model.lr_item_item
+            if lr > 0:
+                groups.append({"params": [self.generator.item_item.weight], "weight_decay": 0.0, "lr": lr})
+            else:
+                self.generator.item_item.weight.requires_grad_(False)
+        self.opt_g = torch.optim.Adam(groups, lr=model.lr_g, **FUSED)
         # An exponential moving average of G's weights smooths the adversarial noise; it is what
         # validation sees and what is kept (ema_decay=0: the raw generator, as published).
         self.average = (
@@ -60,95 +77,116 @@ class CFGANTrainer:
             if model.ema_decay
             else None
         )
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=model.lr_d)
-        # Users with no training interaction carry no signal for either network.
-        self.users = np.flatnonzero(np.diff(train.indptr) > 0)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=model.lr_d, weight_decay=model.reg_d, **FUSED)
+        # Rows with no training interaction carry no signal for either network.
+        self.rows = np.flatnonzero(np.diff(train.indptr) > 0)
         self.rng = np.random.default_rng(model.seed)
 
-    def _batch(self, rows: np.ndarray) -> torch.Tensor:
-        dense = self.train[rows].toarray().astype(np.float32, copy=False)
-        return torch.from_numpy(dense).to(self.device, non_blocking=True)
+    def _dense(self, block: sp.csr_matrix) -> torch.Tensor:
+        return torch.from_numpy(block.toarray().astype(np.float32, copy=False)).to(self.device, non_blocking=True)
 
-    def _masks(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """PM mask (e_u + k_u) and ZR mask, sampled in one vectorised draw per batch."""
-        unobserved = real == 0
-        scheme = self.m.scheme
-        if scheme in ("PM", "ZP"):
-            k_u = (torch.rand_like(real) < self.m.pm_ratio) & unobserved
-            pm_mask = real + k_u.float()
-        else:
-            pm_mask = real
-        if scheme in ("ZR", "ZP"):
-            zr_mask = ((torch.rand_like(real) < self.m.zr_ratio) & unobserved).float()
-        else:
-            zr_mask = torch.zeros_like(real)
-        return pm_mask, zr_mask
+    def _batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The users' real vectors and the generator's training input: the same vectors with a
+        share of each history dropped (denoising, `input_dropout`), drawn on the sparse rows."""
+        real = self.train[rows]
+        if not self.m.input_dropout:
+            dense = self._dense(real)
+            return dense, dense
+        kept = real.copy()
+        keep = self.rng.random(kept.nnz) >= self.m.input_dropout
+        kept.data = np.where(keep, kept.data / (1 - self.m.input_dropout), 0).astype(np.float32)
+        return self._dense(real), self._dense(kept)
+
+    def _views(self, real: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's condition and the real vector it is shown. `history` (as published): both are e_u.
+        `held_out`: the condition is what the generator was given (the kept items) and the real
+        vector is what was dropped from it, so copying the input earns nothing."""
+        if self.m.target == "history":
+            return real, real
+        kept = (condition > 0).float()
+        return kept, real - kept
+
+    def _pm_mask(self, real: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """target + k_u: the real vector's items plus a random share of the unobserved ones (PM, ZP)."""
+        if self.m.scheme not in ("PM", "ZP"):
+            return target
+        return target + (self._bernoulli(real, self.m.pm_ratio) & (real == 0)).float()
+
+    def _zr_mask(self, real: torch.Tensor) -> torch.Tensor | None:
+        """A random share of the unobserved items, pushed towards zero (ZR, ZP)."""
+        if self.m.scheme not in ("ZR", "ZP"):
+            return None
+        return (self._bernoulli(real, self.m.zr_ratio) & (real == 0)).float()
+
+    @staticmethod
+    def _bernoulli(like: torch.Tensor, p: float) -> torch.Tensor:
+        """A vectorised draw for a whole batch, in bytes rather than floats (p rounded to 1/256)."""
+        draw = torch.randint(0, 256, like.shape, dtype=torch.uint8, device=like.device)
+        return draw < round(p * 256)
 
     def _batches(self, size: int):
-        order = self.rng.permutation(self.users)
+        order = self.rng.permutation(self.rows)
         for start in range(0, len(order), size):
             yield order[start : start + size]
 
-    def _corrupt(self, condition: torch.Tensor) -> torch.Tensor:
-        """The generator's training input with a share of the history dropped (denoising), if set."""
-        if not self.m.input_dropout:
-            return condition
-        return F.dropout(condition, p=self.m.input_dropout, training=True)
-
-    def step_d(self, real: torch.Tensor) -> float:
+    def step_d(self, real: torch.Tensor, condition: torch.Tensor) -> float:
         # (1) Discriminator: maximise log D(e_u | c_u) + log(1 - D(G(c_u) * (e_u + k_u) | c_u))
-        pm_mask, _ = self._masks(real)
+        d_condition, target = self._views(real, condition)
+        pm_mask = self._pm_mask(real, target)
         with torch.no_grad():
-            fake = self.generator(self._corrupt(real)) * pm_mask
-        d_real = self.discriminator(real, real)
-        d_fake = self.discriminator(real, fake.detach())
+            fake = self.generator(condition) * pm_mask
+        d_real = self.discriminator(d_condition, target)
+        d_fake = self.discriminator(d_condition, fake.detach())
         loss = (
             F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
             + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
         )
-        if self.m.reg_d:
-            loss = loss + self.m.reg_d * l2_penalty(self.discriminator)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
         return float(loss.detach())
 
-    def step_g(self, real: torch.Tensor) -> float:
+    def step_g(self, real: torch.Tensor, condition: torch.Tensor) -> float:
         # (2) Generator: maximise log D(G(c_u) * (e_u + k_u) | c_u), minus alpha * sum_ZR r_uj^2
-        pm_mask, zr_mask = self._masks(real)
-        out = self.generator(self._corrupt(real))
-        d_fake = self.discriminator(real, out * pm_mask)
+        d_condition, target = self._views(real, condition)
+        pm_mask, zr_mask = self._pm_mask(real, target), self._zr_mask(real)
+        out = self.generator(condition)
+        d_fake = self.discriminator(d_condition, out * pm_mask)
         loss = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
-        if self.m.scheme in ("ZR", "ZP"):
+        if zr_mask is not None:
             loss = loss + self.m.zr_coefficient * ((out**2) * zr_mask).sum(dim=1).mean()
-        if self.m.reg_g:
-            loss = loss + self.m.reg_g * l2_penalty(self.generator)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
+        self.generator.zero_self_links()
         if self.average is not None:
             self.average.update_parameters(self.generator)
         return float(loss.detach())
 
     def epoch(self) -> dict[str, float]:
-        """`d_steps` passes of D over the users, then `g_steps` passes of G; mean losses."""
+        """`d_steps` passes of D over the rows, then `g_steps` passes of G; mean losses."""
         self.generator.train()
         self.discriminator.train()
         d_losses, g_losses = [], []
         for _ in range(self.m.d_steps):
             for rows in self._batches(self.m.batch_d):
-                d_losses.append(self.step_d(self._batch(rows)))
+                d_losses.append(self.step_d(*self._batch(rows)))
         for _ in range(self.m.g_steps):
             for rows in self._batches(self.m.batch_g):
-                g_losses.append(self.step_g(self._batch(rows)))
+                g_losses.append(self.step_g(*self._batch(rows)))
         losses = {"d_loss": float(np.mean(d_losses)), "g_loss": float(np.mean(g_losses))}
         if not all(math.isfinite(v) for v in losses.values()):
             raise TrainingDivergedError(f"CFGAN training diverged: losses {losses}.")
         return losses
 
 
+MODES = ("user", "item")
+INITS = ("random", "ease")
+TARGETS = ("history", "held_out")
+
+
 class CFGAN(Recommender):
-    """CFGAN recommender (user-based), early-stopped on validation NDCG@20."""
+    """CFGAN recommender, user- or item-based, early-stopped on validation NDCG@20."""
 
     name = "cfgan"
 
@@ -159,6 +197,12 @@ class CFGAN(Recommender):
         layers_g: int = 1,
         layers_d: int = 1,
         scheme: str = "ZP",
+        mode: str = "user",
+        init: str = "random",
+        refit: bool = False,
+        target: str = "history",
+        lr_item_item: float | None = None,
+        ease_lambdas: tuple[float, ...] = (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 800.0, 1200.0, 2000.0),
         zr_ratio: float = 0.7,
         pm_ratio: float = 0.7,
         zr_coefficient: float = 0.03,
@@ -183,6 +227,12 @@ class CFGAN(Recommender):
         self.layers_g = layers_g
         self.layers_d = layers_d
         self.scheme = scheme
+        self.mode = mode
+        self.init = init
+        self.refit = refit
+        self.target = target
+        self.lr_item_item = lr_item_item
+        self.ease_lambdas = ease_lambdas
         self.zr_ratio = zr_ratio
         self.pm_ratio = pm_ratio
         self.zr_coefficient = zr_coefficient
@@ -208,60 +258,104 @@ class CFGAN(Recommender):
         validation: sp.csr_matrix | None = None,
         on_epoch: EpochCallback | None = None,
     ) -> "CFGAN":
-        from genrec.evaluation import evaluate_scores
-
-        if self.scheme not in SCHEMES:
-            raise ValueError(f"CFGAN scheme must be one of {SCHEMES}, got {self.scheme!r}.")
-        torch.manual_seed(self.seed)
+        self._check_params()
         device = resolve_device(self.device)
         train = train.tocsr().astype(np.float32)
-        trainer = CFGANTrainer(self, train, device)
-        self.train_ = train
-        self._trainer = trainer
-        self.generator_ = trainer.average.module if trainer.average is not None else trainer.generator
+        if validation is not None and validation.nnz == 0:
+            validation = None
+        self.init_lambda_ = self._choose_lambda(train, validation) if self.init == "ease" else None
         self.trained_on_ = str(device)
         self.history_: list[dict[str, float]] = []
-        self.best_epoch_ = 0
-        self.best_score_ = -math.inf
+        # Without validation every epoch runs and the last generator is kept.
+        self.best_epoch_, self.best_score_, self.init_score_ = self.epochs, -math.inf, None
+        self._run(train, validation, self.epochs, device, on_epoch, keep_history=True)
+        self.chosen_params_ = {"epochs": self.best_epoch_}
+        self.train_ = refit_matrix(train, validation)  # what `score(users)` conditions on from now on
+        if self.refit and validation is not None:
+            # The epoch count is chosen; train again, the same way, on train + validation.
+            log.info("refitting on train + validation for %d epochs", self.best_epoch_)
+            self._run(self.train_, None, self.best_epoch_, device, None, keep_history=False)
+            self.chosen_params_["refit"] = True
+        self.generator_.eval()
+        self.generator_.to("cpu")  # served and pickled on the CPU, wherever it trained
+        return self
+
+    def _check_params(self) -> None:
+        for name, value, allowed in (("scheme", self.scheme, SCHEMES), ("mode", self.mode, MODES),
+                                     ("init", self.init, INITS), ("target", self.target, TARGETS)):
+            if value not in allowed:
+                raise ValueError(f"CFGAN {name} must be one of {allowed}, got {value!r}.")
+        if self.init == "ease" and self.mode != "user":
+            raise ValueError("CFGAN init=ease needs mode=user (the item-item path maps a user's items to items).")
+        if self.target == "held_out" and not self.input_dropout:
+            raise ValueError("CFGAN target=held_out needs input_dropout > 0 (the held-out items are the dropped ones).")
+
+    def _run(self, train: sp.csr_matrix, validation: sp.csr_matrix | None, epochs: int, device: torch.device,
+             on_epoch: EpochCallback | None, keep_history: bool) -> None:
+        """Train fresh networks on `train` for up to `epochs`; with `validation`, early-stop on
+        its NDCG@20 and keep the best generator (epoch 0, the start, competes when it is EASE)."""
+        torch.manual_seed(self.seed)
+        start_weights = None
+        if self.init == "ease":
+            from genrec.models.ease import ease_weights
+
+            start_weights = ease_weights(train, self.init_lambda_)
+        rows = train if self.mode == "user" else train.T.tocsr()
+        trainer = CFGANTrainer(self, rows, device, init=start_weights)
+        self._trainer = trainer
+        self.generator_ = trainer.average.module if trainer.average is not None else trainer.generator
         best_state = None
-        has_validation = validation is not None and validation.nnz > 0
+        if validation is not None:  # (a refit keeps the choice made on validation)
+            self.best_epoch_ = 0
+            if start_weights is not None:
+                self.generator_.eval()
+                self.init_score_ = self.best_score_ = self._validate(train, validation)
+                best_state = copy.deepcopy(self.generator_.state_dict())
 
         bar = None
-        if progress_enabled(self.progress):
+        if progress_enabled(self.progress) and epochs:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.epochs, desc="CFGAN", unit="epoch", file=sys.stderr)
+            bar = tqdm(total=epochs, desc="CFGAN" if validation is not None else "CFGAN refit", unit="epoch",
+                       file=sys.stderr)
         start = time.perf_counter()
-        for epoch in range(1, self.epochs + 1):
+        for epoch in range(1, epochs + 1):
             record = {"epoch": epoch, **trainer.epoch()}
-            if has_validation:
+            if validation is not None:
                 self.generator_.eval()
-                result = evaluate_scores(self.score, train, validation, ks=(20,))
-                record["val_ndcg@20"] = result.metrics["ndcg@20"]
+                record["val_ndcg@20"] = self._validate(train, validation)
                 if record["val_ndcg@20"] > self.best_score_:
                     self.best_score_ = record["val_ndcg@20"]
                     self.best_epoch_ = epoch
                     best_state = copy.deepcopy(self.generator_.state_dict())
             record["seconds"] = time.perf_counter() - start
-            self.history_.append(record)
+            if keep_history:
+                self.history_.append(record)
             if on_epoch is not None:
                 on_epoch(epoch, record)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds")})
-            if has_validation and epoch - self.best_epoch_ >= self.patience:
+            if validation is not None and epoch - self.best_epoch_ >= self.patience:
                 log.info("early stop at epoch %d (best %d, val ndcg@20 %.4f)", epoch, self.best_epoch_, self.best_score_)
                 break
         if bar is not None:
             bar.close()
         if best_state is not None:
             self.generator_.load_state_dict(best_state)
-        else:
-            self.best_epoch_ = len(self.history_)
-        self.chosen_params_ = {"epochs": self.best_epoch_}
-        self.generator_.eval()
-        self.generator_.to("cpu")  # served and pickled on the CPU, wherever it trained
-        return self
+
+    def _validate(self, train: sp.csr_matrix, validation: sp.csr_matrix) -> float:
+        from genrec.evaluation import evaluate_scores
+
+        return evaluate_scores(lambda users: self.score_known(train, users), train, validation, ks=(20,)).metrics["ndcg@20"]
+
+    def _choose_lambda(self, train: sp.csr_matrix, validation: sp.csr_matrix | None) -> float:
+        """EASE's lambda for the item-item start: fitted on `train`, chosen on validation."""
+        from genrec.models.ease import ease_weights, linear_scorer
+
+        lam, _ = choose_on_validation(
+            self.ease_lambdas, lambda lam: linear_scorer(ease_weights(train, lam)), train, validation)
+        return lam
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -290,14 +384,29 @@ class CFGAN(Recommender):
         )
 
     @torch.no_grad()
-    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def _generate(self, conditions: sp.csr_matrix, columns: np.ndarray | None = None) -> np.ndarray:
+        """The generator's output for each row of `conditions`, in blocks (only `columns` kept)."""
         if not hasattr(self, "generator_"):
             raise NotFittedError("CFGAN is not fitted yet: call fit(train) first.")
         device = next(self.generator_.parameters()).device
-        out = np.empty(history.shape, dtype=np.float32)
-        for start in range(0, history.shape[0], 4096):
-            block = history[start : start + 4096].toarray().astype(np.float32, copy=False)
-            out[start : start + 4096] = self.generator_(torch.from_numpy(block).to(device)).cpu().numpy()
+        width = conditions.shape[1] if columns is None else len(columns)
+        out = np.empty((conditions.shape[0], width), dtype=np.float32)
+        for start in range(0, conditions.shape[0], 4096):
+            block = conditions[start : start + 4096].toarray().astype(np.float32, copy=False)
+            scores = self.generator_(torch.from_numpy(block).to(device)).cpu().numpy()
+            out[start : start + 4096] = scores if columns is None else scores[:, columns]
         if not np.isfinite(out).all():
             raise TrainingDivergedError("CFGAN produced non-finite scores.")
         return out
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        if self.mode == "item":
+            raise UsageError("An item-based CFGAN scores only the users it trained on (its generator completes items' "
+                             "vectors of users), not new histories: use model.mode=user to serve or to score histories.")
+        return self._generate(history)
+
+    def score_known(self, known: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
+        if self.mode == "user":
+            return self._generate(known[np.asarray(users)])
+        # Item-based: each item's column of `known` in, that item's scores for every user out.
+        return self._generate(known.T.tocsr(), columns=np.asarray(users)).T

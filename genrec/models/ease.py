@@ -28,7 +28,7 @@ def ease_weights(train: sp.csr_matrix, lam: float) -> np.ndarray:
     return b.astype(np.float32)
 
 
-def _linear_scorer(weights: np.ndarray):
+def linear_scorer(weights: np.ndarray):
     return lambda history: np.asarray(history @ weights)
 
 
@@ -42,7 +42,7 @@ class EASE(Recommender):
             on_epoch: EpochCallback | None = None) -> "EASE":
         train = train.tocsr().astype(np.float32)
         self.lambda_, self.validation_scores_ = choose_on_validation(
-            self.lambdas, lambda lam: _linear_scorer(ease_weights(train, lam)), train, validation
+            self.lambdas, lambda lam: linear_scorer(ease_weights(train, lam)), train, validation
         )
         full = refit_matrix(train, validation)
         self.train_ = full

@@ -22,14 +22,40 @@ def _mlp(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
 
 
 class Generator(nn.Module):
-    """A user's purchase vector (the condition) in, a preference score for every item out."""
+    """A user's purchase vector (the condition) in, a preference score for every item out.
 
-    def __init__(self, n_items: int, hidden: int, layers: int):
+    With `item_item`, a linear item-to-item path (no self-links: its diagonal is held at zero)
+    runs beside the MLP; it can be started from a closed-form item-item model such as EASE.
+    """
+
+    def __init__(self, n_items: int, hidden: int, layers: int, item_item: bool = False):
         super().__init__()
         self.net = _mlp(n_items, hidden, layers, n_items)
+        self.item_item = nn.Linear(n_items, n_items, bias=False) if item_item else None
+        if self.item_item is not None:
+            nn.init.zeros_(self.item_item.weight)
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
-        return self.net(condition)
+        out = self.net(condition)
+        if self.item_item is not None:
+            out = out + self.item_item(condition)
+        return out
+
+    @torch.no_grad()
+    def start_from(self, weights: torch.Tensor) -> None:
+        """Set the item-item path to `weights` (items x items, scores = history @ weights) and the
+        MLP's output layer to zero, so that the generator starts as exactly that model."""
+        if self.item_item is None:
+            raise ValueError("this generator has no item-item path")
+        self.item_item.weight.copy_(weights.T)
+        last = self.net[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+
+    @torch.no_grad()
+    def zero_self_links(self) -> None:
+        if self.item_item is not None:
+            self.item_item.weight.fill_diagonal_(0.0)
 
 
 class Discriminator(nn.Module):
@@ -41,8 +67,3 @@ class Discriminator(nn.Module):
 
     def forward(self, condition: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([condition, vector], dim=1)).squeeze(1)
-
-
-def l2_penalty(module: nn.Module) -> torch.Tensor:
-    """Half the squared L2 norm of every parameter (TensorFlow's `l2_loss`, as CFGAN uses)."""
-    return sum((p**2).sum() for p in module.parameters()) / 2

@@ -1,0 +1,117 @@
+"""Models x metrics (@5, @10, @20) x fit time on ML-100K, Ciao (the CFGAN authors' splits) and the
+full Online Retail log: the table in docs/results.md.
+
+    .venv/bin/python benchmarks/results.py                                   # every data set and model
+    .venv/bin/python benchmarks/results.py --datasets ML100K --models ease cfgan
+    .venv/bin/python benchmarks/results.py --datasets ML100K --models cfgan --seeds 0 1 2 3 4
+    .venv/bin/python benchmarks/results.py --models cfgan=cfgan-ml100k      # a preset for one model
+    .venv/bin/python benchmarks/results.py --models cfgan --set model.device=cuda
+
+A model is a family name (`pop`, `itemknn`, `ease`, `cfgan`), optionally `=PRESET` (e.g.
+`cfgan=cfgan-ml100k`, the authors' hyperparameters). Every hyperparameter choice and early stop
+sees only the validation split carved out of the training data; the test split is scored once.
+Reads ../shared/data (never copied into the repo); a data set that is absent is skipped with a
+message. Prints one markdown row per model and data set as it goes, then the whole table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from genrec import data as gdata
+from genrec import preprocessing
+from genrec.config import load_config
+from genrec.evaluation import evaluate_scores
+from genrec.models import make_model
+from genrec.preprocessing import PreparedData, from_split
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATASETS = ("ML100K", "Ciao", "OnlineRetail")
+METRICS = ("precision", "recall", "ndcg", "mrr")
+KS = (5, 10, 20)
+
+
+def load(name: str, data_dir: Path, config: str) -> PreparedData | None:
+    cfg = load_config(config)
+    if name == "OnlineRetail":
+        path = data_dir / "online-retail" / "online_retail.csv.gz"
+        if not path.exists():
+            print(f"skipped {name}: {path} is absent")
+            return None
+        interactions, _ = gdata.to_interactions(gdata.read_raw(path, "online-retail", cfg.data))
+        return preprocessing.prepare(preprocessing.to_implicit(interactions, cfg.data, cfg.prepare), cfg.prepare)
+    train, test = data_dir / "cfgan-splits" / f"{name}.train", data_dir / "cfgan-splits" / f"{name}.test"
+    if not train.exists():
+        print(f"skipped {name}: {train} is absent (MovieLens/Ciao are not redistributed with genrec)")
+        return None
+    return from_split(gdata.load_interactions(train, "cfgan"), gdata.load_interactions(test, "cfgan"), cfg.prepare)
+
+
+def run(data: PreparedData, model: str, seed: int, overrides: list[str]) -> tuple[dict[str, float], float, dict]:
+    family, _, preset = model.partition("=")
+    cfg = load_config(preset or "default", [*overrides, f"model.name={family}", f"model.seed={seed}"])
+    start = time.perf_counter()
+    fitted = make_model(cfg.model).fit(data.train, data.validation)
+    fit_seconds = time.perf_counter() - start
+    known = data.known
+    metrics = evaluate_scores(lambda u: fitted.score_known(known, u), known, data.test, KS).metrics
+    return metrics, fit_seconds, dict(fitted.chosen_params_)
+
+
+def header() -> str:
+    short = {"precision": "P", "recall": "R", "ndcg": "NDCG", "mrr": "MRR"}
+    cols = [f"{short[m]}@{k}" for k in KS for m in METRICS]
+    return "| data | model | " + " | ".join(cols) + " | fit s | chosen |\n|" + "---|" * (len(cols) + 4)
+
+
+def row(dataset: str, model: str, runs: list[tuple[dict[str, float], float, dict]]) -> str:
+    cells = []
+    for k in KS:
+        for m in METRICS:
+            values = [r[0][f"{m}@{k}"] for r in runs]
+            cell = f"{statistics.mean(values):.4f}"
+            if len(values) > 1:
+                cell += f" ± {statistics.stdev(values):.4f}"
+            cells.append(cell)
+    fits = [r[1] for r in runs]
+    chosen = "; ".join(f"{k}={v}" for k, v in runs[0][2].items()) if len(runs) == 1 else f"{len(runs)} seeds"
+    return f"| {dataset} | {model} | " + " | ".join(cells) + f" | {statistics.mean(fits):.1f} | {chosen} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--models", nargs="+", default=["pop", "itemknn", "ease", "cfgan"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--data-dir", type=Path, default=SHARED)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="a config override for every model")
+    args = parser.parse_args()
+
+    rows = []
+    print(header(), flush=True)
+    for name in args.datasets:
+        data = load(name, args.data_dir, "default")
+        if data is None:
+            continue
+        print(f"<!-- {name}: {data.n_users} users, {data.n_items} items, train {data.train.nnz}, "
+              f"validation {data.validation.nnz}, test {data.test.nnz} -->", flush=True)
+        for model in args.models:
+            runs = []
+            for seed in args.seeds:
+                runs.append(run(data, model, seed, args.overrides))
+                if len(args.seeds) > 1:
+                    print(f"<!-- {name} {model} seed {seed}: ndcg@20 {runs[-1][0]['ndcg@20']:.4f}, "
+                          f"fit {runs[-1][1]:.1f} s, {runs[-1][2]} -->", flush=True)
+            line = row(name, model, runs)
+            rows.append(line)
+            print(line, flush=True)
+    print("\n" + header())
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
