@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--config", default="default")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--time-epochs", type=int, default=0, metavar="N",
+                        help="only time N training epochs (after one warm-up), no validation, no fit")
     args = parser.parse_args()
 
     train_path, test_path = args.data_dir / f"{args.split}.train", args.data_dir / f"{args.split}.test"
@@ -50,6 +52,9 @@ def main() -> None:
           f"validation {data.validation.nnz}, test {data.test.nnz}; popularity ndcg@20 {pop['ndcg@20']:.4f}")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cuda {torch.cuda.is_available()}"
           + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
+    if args.time_epochs:
+        time_epochs(cfg, data.train, args.time_epochs)
+        return
     scores = []
     for seed in args.seeds:
         model_cfg = load_config(args.config, args.overrides + [f"model.seed={seed}"]).model
@@ -70,6 +75,25 @@ def main() -> None:
               f"p@5 {metrics['precision@5']:.4f}", flush=True)
     if len(scores) > 1:
         print(f"ndcg@20 over {len(scores)} seeds: {statistics.mean(scores):.4f} ± {statistics.stdev(scores):.4f}")
+
+
+def time_epochs(cfg, train, n: int) -> None:
+    """Seconds per training epoch (D and G passes only), the figure the speed targets are about."""
+    from genrec.models.cfgan import CFGANTrainer, resolve_device
+
+    model = make_model(cfg.model)
+    matrix = train.tocsr().astype("float32")
+    trainer = CFGANTrainer(model, matrix if model.mode == "user" else matrix.T.tocsr(), resolve_device(model.device))
+    trainer.epoch()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(n):
+        trainer.epoch()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    print(f"{(time.perf_counter() - start) / n:.3f} s/epoch over {n} epochs ({model.mode}-based, "
+          f"batch G {model.batch_g} / D {model.batch_d}, {model.g_steps} G and {model.d_steps} D passes per epoch)")
 
 
 if __name__ == "__main__":
