@@ -241,28 +241,29 @@ class Config:
         return out
 
 
+# CFGAN's user-based ZP scheme with the authors' ML-100K network sizes and sampling ratios,
+# plus input dropout on the generator's condition, an average of the generator's weights,
+# larger batches, a 10x learning rate, and a refit on train + validation once validation has
+# chosen the number of epochs
+# (measured on the ML-100K split: see README, "Model quality").
+_DEFAULT: dict[str, Any] = {
+    "model.refit": True,
+    "model.input_dropout": 0.5,
+    "model.ema_decay": 0.995,
+    "model.batch_g": 256,
+    "model.batch_d": 256,
+    "model.lr_g": 1e-3,
+    "model.lr_d": 1e-3,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
-    # CFGAN's user-based ZP scheme with the authors' ML-100K network sizes and sampling ratios,
-    # plus input dropout on the generator's condition, an average of the generator's weights,
-    # larger batches, a 10x learning rate, and a refit on train + validation once validation has
-    # chosen the number of epochs
-    # (measured on the ML-100K split: see README, "Model quality").
-    "default": {
-        "model.refit": True,
-        "model.input_dropout": 0.5,
-        "model.ema_decay": 0.995,
-        "model.batch_g": 256,
-        "model.batch_d": 256,
-        "model.lr_g": 1e-3,
-        "model.lr_d": 1e-3,
-    },
+    "default": _DEFAULT,
     # The `default` generator with a linear item-item path started from EASE (fitted on the
     # training split) and refined adversarially; epoch 0 competes in early stopping, so the
     # adversarial epochs are kept only where validation says they help (see docs/results.md).
     "cfgan-ease": {
-        "model.init": "ease", "model.refit": True, "model.input_dropout": 0.5, "model.ema_decay": 0.995,
-        "model.batch_g": 256, "model.batch_d": 256, "model.lr_g": 1e-4, "model.lr_d": 1e-4,
-        "model.epochs": 100, "model.patience": 10,
+        **_DEFAULT, "model.init": "ease", "model.lr_g": 1e-4, "model.lr_d": 1e-4, "model.epochs": 100,
+        "model.patience": 10,
     },
     # The CFGAN authors' own hyperparameters (Bigdasgit/CFGAN, parameters.py), item-based, as
     # published; `epochs` is the top of the range they drew from, and validation early stopping
