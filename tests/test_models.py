@@ -116,6 +116,26 @@ def test_cfgan_schemes_with_zero_reconstruction_learn_the_blocks(scheme):
     assert evaluate_scores(model.score, train, test, ks=(1,)).metrics["ndcg@1"] == 1.0
 
 
+def test_generator_reads_sparse_and_dense_conditions_alike():
+    from genrec.models.networks import Discriminator, Generator, SparseRows
+
+    torch.manual_seed(0)
+    rows = sp.random(7, 30, density=0.2, format="lil", dtype=np.float32, random_state=0)
+    rows[3] = 0  # an empty history: an empty bag
+    rows = rows.tocsr()
+    dense = torch.from_numpy(rows.toarray())
+    generator = Generator(30, 16, 2)
+    torch.testing.assert_close(generator(SparseRows.from_csr(rows, torch.device("cpu"))), generator(dense))
+    # The split discriminator is the one layer over [condition, vector] it was initialised as.
+    disc = Discriminator(30, 8, 1)
+    whole = torch.cat([disc.condition_in.weight, disc.vector_in.weight])  # (2 x items) x width
+    expected = disc.rest(torch.cat([dense, dense * 2], dim=1) @ whole + disc.condition_in.bias).squeeze(1)
+    (judged,) = disc(dense, dense * 2)
+    torch.testing.assert_close(judged, expected)
+    sparse = SparseRows.from_csr(rows, torch.device("cpu"))
+    torch.testing.assert_close(disc(sparse, sparse)[0], disc(dense, dense)[0])
+
+
 @pytest.mark.parametrize("scheme", ["ZR", "PM", "ZP"])
 def test_cfgan_masks_follow_the_scheme(scheme):
     from genrec.models.cfgan import CFGANTrainer
@@ -126,9 +146,9 @@ def test_cfgan_masks_follow_the_scheme(scheme):
     real = torch.from_numpy(train.toarray())
     torch.manual_seed(0)
     real = real.repeat(200, 1)
-    pm, zr = trainer._pm_mask(real, real), trainer._zr_mask(real)
-    zr = torch.zeros_like(real) if zr is None else zr
     unobserved = real == 0
+    pm, zr = trainer._pm_mask(unobserved, real), trainer._zr_mask(unobserved)
+    zr = torch.zeros_like(real) if zr is None else zr
     k_u = pm - real
     assert ((k_u == 0) | ((k_u == 1) & unobserved)).all()  # e_u + k_u, k_u among unobserved items only
     assert ((zr == 0) | unobserved).all()

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import time
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from genrec.errors import NotFittedError, TrainingDivergedError, UsageError
 from genrec.models.base import EpochCallback, Recommender
-from genrec.models.networks import Discriminator, Generator
+from genrec.models.networks import Discriminator, Generator, SparseRows
 from genrec.models.tuning import choose_on_validation, refit_matrix
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,15 @@ def resolve_device(device: str) -> torch.device:
 def progress_enabled(requested: bool) -> bool:
     """Progress bars only for a person at a terminal, never in CI."""
     return requested and sys.stderr.isatty() and not os.environ.get("CI")
+
+
+class Batch(NamedTuple):
+    """A training batch: the rows' real vectors (dense, for the masks), the same as the networks
+    read them (`SparseRows` or dense), and the generator's input (after input dropout)."""
+
+    real: torch.Tensor
+    given: torch.Tensor | SparseRows
+    condition: torch.Tensor | SparseRows
 
 
 class CFGANTrainer:
@@ -80,48 +90,59 @@ class CFGANTrainer:
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=model.lr_d, weight_decay=model.reg_d, **FUSED)
         # Rows with no training interaction carry no signal for either network.
         self.rows = np.flatnonzero(np.diff(train.indptr) > 0)
+        # The generator reads its input sparse unless something else needs it dense (the
+        # item-item path, or a held-out target that is derived from it).
+        self.sparse_condition = init is None and model.target == "history"
         self.rng = np.random.default_rng(model.seed)
 
     def _dense(self, block: sp.csr_matrix) -> torch.Tensor:
         return torch.from_numpy(block.toarray().astype(np.float32, copy=False)).to(self.device, non_blocking=True)
 
-    def _batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self, rows: np.ndarray) -> Batch:
         """The users' real vectors and the generator's training input: the same vectors with a
-        share of each history dropped (denoising, `input_dropout`), drawn on the sparse rows."""
+        share of each history dropped (denoising, `input_dropout`), drawn on the sparse rows. The
+        networks read both sparse where they can."""
         real = self.train[rows]
-        if not self.m.input_dropout:
-            dense = self._dense(real)
-            return dense, dense
-        kept = real.copy()
-        keep = self.rng.random(kept.nnz) >= self.m.input_dropout
-        kept.data = np.where(keep, kept.data / (1 - self.m.input_dropout), 0).astype(np.float32)
-        return self._dense(real), self._dense(kept)
+        kept = real
+        if self.m.input_dropout:
+            keep = self.rng.random(real.nnz) >= self.m.input_dropout
+            kept = real.copy()
+            kept.data = np.where(keep, kept.data / (1 - self.m.input_dropout), 0).astype(np.float32)
+            kept.eliminate_zeros()
+        dense = self._dense(real)
+        if self.sparse_condition:
+            return Batch(dense, SparseRows.from_csr(real, self.device), SparseRows.from_csr(kept, self.device))
+        return Batch(dense, dense, dense if kept is real else self._dense(kept))
 
-    def _views(self, real: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """D's condition and the real vector it is shown. `history` (as published): both are e_u.
-        `held_out`: the condition is what the generator was given (the kept items) and the real
-        vector is what was dropped from it, so copying the input earns nothing."""
+    def _views(self, batch: Batch) -> tuple[torch.Tensor | SparseRows, torch.Tensor, torch.Tensor | SparseRows]:
+        """D's condition, the real vector it is shown (dense) and the same as D reads it.
+        `history` (as published): the condition and the real vector are both e_u. `held_out`: the
+        condition is what the generator was given (the kept items) and the real vector is what was
+        dropped from it, so copying the input earns nothing."""
         if self.m.target == "history":
-            return real, real
-        kept = (condition > 0).float()
-        return kept, real - kept
+            return batch.given, batch.real, batch.given
+        kept = (batch.condition > 0).float()
+        return kept, batch.real - kept, batch.real - kept
 
-    def _pm_mask(self, real: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _pm_mask(self, unobserved: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """target + k_u: the real vector's items plus a random share of the unobserved ones (PM, ZP)."""
         if self.m.scheme not in ("PM", "ZP"):
             return target
-        return target + (self._bernoulli(real, self.m.pm_ratio) & (real == 0)).float()
+        return target + (self._bernoulli(unobserved, self.m.pm_ratio) & unobserved).float()
 
-    def _zr_mask(self, real: torch.Tensor) -> torch.Tensor | None:
+    def _zr_mask(self, unobserved: torch.Tensor) -> torch.Tensor | None:
         """A random share of the unobserved items, pushed towards zero (ZR, ZP)."""
         if self.m.scheme not in ("ZR", "ZP"):
             return None
-        return (self._bernoulli(real, self.m.zr_ratio) & (real == 0)).float()
+        return (self._bernoulli(unobserved, self.m.zr_ratio) & unobserved).float()
 
-    @staticmethod
-    def _bernoulli(like: torch.Tensor, p: float) -> torch.Tensor:
-        """A vectorised draw for a whole batch, in bytes rather than floats (p rounded to 1/256)."""
-        draw = torch.randint(0, 256, like.shape, dtype=torch.uint8, device=like.device)
+    def _bernoulli(self, like: torch.Tensor, p: float) -> torch.Tensor:
+        """A vectorised draw for a whole batch, in bytes rather than floats (p rounded to 1/256).
+        On the CPU NumPy's generator fills the bytes several times faster than torch's."""
+        if like.device.type == "cpu":
+            draw = torch.frombuffer(bytearray(self.rng.bytes(like.numel())), dtype=torch.uint8).view(like.shape)
+        else:
+            draw = torch.randint(0, 256, like.shape, dtype=torch.uint8, device=like.device)
         return draw < round(p * 256)
 
     def _batches(self, size: int):
@@ -129,14 +150,13 @@ class CFGANTrainer:
         for start in range(0, len(order), size):
             yield order[start : start + size]
 
-    def step_d(self, real: torch.Tensor, condition: torch.Tensor) -> float:
+    def step_d(self, batch: Batch) -> float:
         # (1) Discriminator: maximise log D(e_u | c_u) + log(1 - D(G(c_u) * (e_u + k_u) | c_u))
-        d_condition, target = self._views(real, condition)
-        pm_mask = self._pm_mask(real, target)
+        d_condition, target, target_in = self._views(batch)
+        pm_mask = self._pm_mask(batch.real == 0, target)
         with torch.no_grad():
-            fake = self.generator(condition) * pm_mask
-        d_real = self.discriminator(d_condition, target)
-        d_fake = self.discriminator(d_condition, fake.detach())
+            fake = self.generator(batch.condition) * pm_mask
+        d_real, d_fake = self.discriminator(d_condition, target_in, fake)
         loss = (
             F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
             + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
@@ -146,17 +166,20 @@ class CFGANTrainer:
         self.opt_d.step()
         return float(loss.detach())
 
-    def step_g(self, real: torch.Tensor, condition: torch.Tensor) -> float:
+    def step_g(self, batch: Batch) -> float:
         # (2) Generator: maximise log D(G(c_u) * (e_u + k_u) | c_u), minus alpha * sum_ZR r_uj^2
-        d_condition, target = self._views(real, condition)
-        pm_mask, zr_mask = self._pm_mask(real, target), self._zr_mask(real)
-        out = self.generator(condition)
-        d_fake = self.discriminator(d_condition, out * pm_mask)
+        d_condition, target, _ = self._views(batch)
+        unobserved = batch.real == 0
+        pm_mask, zr_mask = self._pm_mask(unobserved, target), self._zr_mask(unobserved)
+        out = self.generator(batch.condition)
+        self.discriminator.requires_grad_(False)  # G's step needs D's gradient for its input, not its weights
+        (d_fake,) = self.discriminator(d_condition, out * pm_mask)
         loss = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
         if zr_mask is not None:
             loss = loss + self.m.zr_coefficient * ((out**2) * zr_mask).sum(dim=1).mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
+        self.discriminator.requires_grad_(True)
         self.opt_g.step()
         self.generator.zero_self_links()
         if self.average is not None:
@@ -170,10 +193,10 @@ class CFGANTrainer:
         d_losses, g_losses = [], []
         for _ in range(self.m.d_steps):
             for rows in self._batches(self.m.batch_d):
-                d_losses.append(self.step_d(*self._batch(rows)))
+                d_losses.append(self.step_d(self._batch(rows)))
         for _ in range(self.m.g_steps):
             for rows in self._batches(self.m.batch_g):
-                g_losses.append(self.step_g(*self._batch(rows)))
+                g_losses.append(self.step_g(self._batch(rows)))
         losses = {"d_loss": float(np.mean(d_losses)), "g_loss": float(np.mean(g_losses))}
         if not all(math.isfinite(v) for v in losses.values()):
             raise TrainingDivergedError(f"CFGAN training diverged: losses {losses}.")

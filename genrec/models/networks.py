@@ -2,8 +2,50 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+class SparseRows(NamedTuple):
+    """A batch of sparse rows (CSR) as torch tensors: column indices, where each row starts, values."""
+
+    indices: torch.Tensor
+    offsets: torch.Tensor
+    values: torch.Tensor
+
+    @classmethod
+    def from_csr(cls, rows: sp.csr_matrix, device: torch.device) -> "SparseRows":
+        return cls(
+            torch.from_numpy(rows.indices.astype(np.int64)).to(device, non_blocking=True),
+            torch.from_numpy(rows.indptr[:-1].astype(np.int64)).to(device, non_blocking=True),
+            torch.from_numpy(rows.data.astype(np.float32)).to(device, non_blocking=True),
+        )
+
+
+class ItemsIn(nn.Module):
+    """A linear layer over item vectors that also reads them sparse: the cost of a batch grows with
+    the items in it, not with the catalogue. Given a weight and bias laid out as `nn.Linear`'s
+    (width x items), it stores the weight transposed, items x width, as an embedding table."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        self.weight = nn.Parameter(weight.detach().T.contiguous())
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
+
+    @classmethod
+    def like(cls, linear: nn.Linear) -> "ItemsIn":
+        return cls(linear.weight, linear.bias)
+
+    def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        if isinstance(x, SparseRows):
+            out = F.embedding_bag(x.indices, self.weight, x.offsets, mode="sum", per_sample_weights=x.values)
+            return out if self.bias is None else out + self.bias
+        return x @ self.weight if self.bias is None else torch.addmm(self.bias, x, self.weight)
 
 
 def _mlp(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
@@ -22,7 +64,8 @@ def _mlp(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
 
 
 class Generator(nn.Module):
-    """A user's purchase vector (the condition) in, a preference score for every item out.
+    """A user's purchase vector (the condition, dense or `SparseRows`) in, a preference score for
+    every item out.
 
     With `item_item`, a linear item-to-item path (no self-links: its diagonal is held at zero)
     runs beside the MLP; it can be started from a closed-form item-item model such as EASE.
@@ -31,13 +74,16 @@ class Generator(nn.Module):
     def __init__(self, n_items: int, hidden: int, layers: int, item_item: bool = False):
         super().__init__()
         self.net = _mlp(n_items, hidden, layers, n_items)
+        self.net[0] = ItemsIn.like(self.net[0])  # the same layer and start, able to read sparse conditions
         self.item_item = nn.Linear(n_items, n_items, bias=False) if item_item else None
         if self.item_item is not None:
             nn.init.zeros_(self.item_item.weight)
 
-    def forward(self, condition: torch.Tensor) -> torch.Tensor:
+    def forward(self, condition: torch.Tensor | SparseRows) -> torch.Tensor:
         out = self.net(condition)
         if self.item_item is not None:
+            if isinstance(condition, SparseRows):
+                raise ValueError("the item-item path reads dense conditions only")
             out = out + self.item_item(condition)
         return out
 
@@ -59,11 +105,22 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """(condition, purchase vector) in, one logit out: real user or generated one."""
+    """(condition, purchase vector) in, one logit out: real user or generated one.
+
+    The first layer reads the concatenation [condition, vector]; it is kept as its two halves, so
+    that no concatenated copy is made, a D step computes the condition's half once for the real
+    and the generated vector it judges, and sparse conditions and real vectors are read sparse.
+    """
 
     def __init__(self, n_items: int, hidden: int, layers: int):
         super().__init__()
-        self.net = _mlp(2 * n_items, hidden, layers, 1)
+        net = _mlp(2 * n_items, hidden, layers, 1)
+        first = net[0]  # initialised over the full width, as one layer, then split
+        self.condition_in = ItemsIn(first.weight[:, :n_items], first.bias)
+        self.vector_in = ItemsIn(first.weight[:, n_items:], None)
+        self.rest = net[1:]
 
-    def forward(self, condition: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([condition, vector], dim=1)).squeeze(1)
+    def forward(self, condition: torch.Tensor | SparseRows, *vectors: torch.Tensor | SparseRows) -> tuple[torch.Tensor, ...]:
+        """One logit per row for each of `vectors`, all judged under the same `condition`."""
+        given = self.condition_in(condition)
+        return tuple(self.rest(given + self.vector_in(v)).squeeze(1) for v in vectors)
