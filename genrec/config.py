@@ -241,19 +241,21 @@ class Config:
         return out
 
 
-# CFGAN's user-based ZP scheme with the authors' ML-100K network sizes and sampling ratios,
-# plus input dropout on the generator's condition, an average of the generator's weights,
-# larger batches, a 10x learning rate, and a refit on train + validation once validation has
-# chosen the number of epochs
-# (measured on the ML-100K split: see README, "Model quality").
+# CFGAN's user-based ZP scheme with the authors' ML-100K sampling ratios and discriminator, a
+# generator half as wide (200), input dropout on the generator's condition, an average of the
+# generator's weights, larger batches, a 20x learning rate, one D pass per four G passes, and a
+# refit on train + validation for the number of epochs validation chose
+# (measured on the ML-100K split: see README, "Model quality", and docs/results.md).
 _DEFAULT: dict[str, Any] = {
     "model.refit": True,
     "model.input_dropout": 0.5,
-    "model.ema_decay": 0.995,
+    "model.ema_decay": 0.998,
+    "model.hidden_g": 200,
     "model.batch_g": 256,
     "model.batch_d": 256,
-    "model.lr_g": 1e-3,
-    "model.lr_d": 1e-3,
+    "model.d_steps": 1,
+    "model.lr_g": 2e-3,
+    "model.lr_d": 2e-3,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

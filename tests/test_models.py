@@ -206,6 +206,13 @@ def test_cfgan_refit_trains_again_on_train_and_validation():
     # The refitted generator saw the validation items as training data: a user's held-out item now
     # sits in its input, so its scores differ from the generator trained without it.
     assert not np.allclose(refit.score(np.arange(4)), plain.score(np.arange(4)))
+    # The refit runs beside the selection run; what it keeps is what training from scratch on
+    # train + validation for the chosen number of epochs gives.
+    again = CFGAN(**{**kwargs, "epochs": plain.best_epoch_}).fit((train + test).tocsr(), validation=None)
+    users = np.arange(train.shape[0])
+    np.testing.assert_allclose(refit.score(users), again.score(users), rtol=1e-5, atol=1e-6)
+    # ...and the selection run beside it draws as it would alone.
+    assert [r["val_ndcg@20"] for r in refit.history_] == [r["val_ndcg@20"] for r in plain.history_]
 
 
 def test_item_based_cfgan_scores_only_known_users():

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -93,7 +94,15 @@ class CFGANTrainer:
         # The generator reads its input sparse unless something else needs it dense (the
         # item-item path, or a held-out target that is derived from it).
         self.sparse_condition = init is None and model.target == "history"
+        # Each trainer draws from its own generators, so a refit twin on another thread leaves the
+        # selection run's draws (and so its results) as they would be alone.
         self.rng = np.random.default_rng(model.seed)
+        self.torch_rng = torch.Generator(device=device).manual_seed(model.seed)
+
+    @property
+    def kept_generator(self) -> Generator:
+        """The generator that is validated and kept: the weight average when there is one."""
+        return self.average.module if self.average is not None else self.generator
 
     def _dense(self, block: sp.csr_matrix) -> torch.Tensor:
         return torch.from_numpy(block.toarray().astype(np.float32, copy=False)).to(self.device, non_blocking=True)
@@ -142,7 +151,7 @@ class CFGANTrainer:
         if like.device.type == "cpu":
             draw = torch.frombuffer(bytearray(self.rng.bytes(like.numel())), dtype=torch.uint8).view(like.shape)
         else:
-            draw = torch.randint(0, 256, like.shape, dtype=torch.uint8, device=like.device)
+            draw = torch.randint(0, 256, like.shape, dtype=torch.uint8, device=like.device, generator=self.torch_rng)
         return draw < round(p * 256)
 
     def _batches(self, size: int):
@@ -291,13 +300,11 @@ class CFGAN(Recommender):
         self.history_: list[dict[str, float]] = []
         # Without validation every epoch runs and the last generator is kept.
         self.best_epoch_, self.best_score_, self.init_score_ = self.epochs, -math.inf, None
-        self._run(train, validation, self.epochs, device, on_epoch, keep_history=True)
-        self.chosen_params_ = {"epochs": self.best_epoch_}
         self.train_ = refit_matrix(train, validation)  # what `score(users)` conditions on from now on
-        if self.refit and validation is not None:
-            # The epoch count is chosen; train again, the same way, on train + validation.
-            log.info("refitting on train + validation for %d epochs", self.best_epoch_)
-            self._run(self.train_, None, self.best_epoch_, device, None, keep_history=False)
+        refit = self.refit and validation is not None
+        self._run(train, validation, self.epochs, device, on_epoch, refit_train=self.train_ if refit else None)
+        self.chosen_params_ = {"epochs": self.best_epoch_}
+        if refit:
             self.chosen_params_["refit"] = True
         self.generator_.eval()
         self.generator_.to("cpu")  # served and pickled on the CPU, wherever it trained
@@ -313,10 +320,8 @@ class CFGAN(Recommender):
         if self.target == "held_out" and not self.input_dropout:
             raise ValueError("CFGAN target=held_out needs input_dropout > 0 (the held-out items are the dropped ones).")
 
-    def _run(self, train: sp.csr_matrix, validation: sp.csr_matrix | None, epochs: int, device: torch.device,
-             on_epoch: EpochCallback | None, keep_history: bool) -> None:
-        """Train fresh networks on `train` for up to `epochs`; with `validation`, early-stop on
-        its NDCG@20 and keep the best generator (epoch 0, the start, competes when it is EASE)."""
+    def _trainer_for(self, train: sp.csr_matrix, device: torch.device) -> CFGANTrainer:
+        """Fresh networks for `train`, seeded: the same start whichever run builds them."""
         torch.manual_seed(self.seed)
         start_weights = None
         if self.init == "ease":
@@ -324,46 +329,76 @@ class CFGAN(Recommender):
 
             start_weights = ease_weights(train, self.init_lambda_)
         rows = train if self.mode == "user" else train.T.tocsr()
-        trainer = CFGANTrainer(self, rows, device, init=start_weights)
-        self._trainer = trainer
-        self.generator_ = trainer.average.module if trainer.average is not None else trainer.generator
+        return CFGANTrainer(self, rows, device, init=start_weights)
+
+    def _run(self, train: sp.csr_matrix, validation: sp.csr_matrix | None, epochs: int, device: torch.device,
+             on_epoch: EpochCallback | None, refit_train: sp.csr_matrix | None = None) -> None:
+        """Train fresh networks on `train` for up to `epochs`; with `validation`, early-stop on
+        its NDCG@20 and keep the best generator (epoch 0, the start, competes when it is EASE).
+
+        With `refit_train` (train + validation), the refit runs in lockstep beside the selection run,
+        on a second thread: a twin trained the same way on `refit_train`, whose generator is kept
+        as it was after the epoch validation chose. That is what training again for the chosen
+        number of epochs gives, without waiting for the choice (the twin runs `patience` epochs
+        past it, on a core the selection run leaves idle).
+        """
+        trainer = self._trainer_for(train, device)
+        twin = self._trainer_for(refit_train, device) if refit_train is not None else None
+        kept = twin or trainer  # whose generator is returned (and checkpointed)
+        self._trainer = kept
+        self.generator_ = trainer.kept_generator  # validated during the run
         best_state = None
-        if validation is not None:  # (a refit keeps the choice made on validation)
+        if validation is not None:
             self.best_epoch_ = 0
-            if start_weights is not None:
+            if self.init == "ease":
                 self.generator_.eval()
                 self.init_score_ = self.best_score_ = self._validate(train, validation)
-                best_state = copy.deepcopy(self.generator_.state_dict())
+                best_state = copy.deepcopy(kept.kept_generator.state_dict())
 
         bar = None
         if progress_enabled(self.progress) and epochs:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=epochs, desc="CFGAN" if validation is not None else "CFGAN refit", unit="epoch",
-                       file=sys.stderr)
+            bar = tqdm(total=epochs, desc="CFGAN", unit="epoch", file=sys.stderr)
+        pool, threads = None, torch.get_num_threads()
+        if twin is not None:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cfgan-refit")
+            torch.set_num_threads(max(1, threads // 2))  # the two runs share the cores, not oversubscribe them
         start = time.perf_counter()
-        for epoch in range(1, epochs + 1):
-            record = {"epoch": epoch, **trainer.epoch()}
-            if validation is not None:
-                self.generator_.eval()
-                record["val_ndcg@20"] = self._validate(train, validation)
-                if record["val_ndcg@20"] > self.best_score_:
-                    self.best_score_ = record["val_ndcg@20"]
-                    self.best_epoch_ = epoch
-                    best_state = copy.deepcopy(self.generator_.state_dict())
-            record["seconds"] = time.perf_counter() - start
-            if keep_history:
+        try:
+            twin_epoch = pool.submit(twin.epoch) if pool is not None and epochs else None
+            for epoch in range(1, epochs + 1):
+                record = {"epoch": epoch, **trainer.epoch()}
+                if twin_epoch is not None:
+                    record.update({f"refit_{k}": v for k, v in twin_epoch.result().items()})
+                    state = copy.deepcopy(twin.kept_generator.state_dict())  # the twin after `epoch` epochs
+                    # The twin goes on while this thread validates; a last extra epoch is discarded.
+                    twin_epoch = pool.submit(twin.epoch) if epoch < epochs else None
+                if validation is not None:
+                    self.generator_.eval()
+                    record["val_ndcg@20"] = self._validate(train, validation)
+                    if record["val_ndcg@20"] > self.best_score_:
+                        self.best_score_ = record["val_ndcg@20"]
+                        self.best_epoch_ = epoch
+                        best_state = state if twin is not None else copy.deepcopy(kept.kept_generator.state_dict())
+                record["seconds"] = time.perf_counter() - start
                 self.history_.append(record)
-            if on_epoch is not None:
-                on_epoch(epoch, record)
+                if on_epoch is not None:
+                    on_epoch(epoch, record)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds")})
+                if validation is not None and epoch - self.best_epoch_ >= self.patience:
+                    log.info("early stop at epoch %d (best %d, val ndcg@20 %.4f)", epoch, self.best_epoch_,
+                             self.best_score_)
+                    break
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+                torch.set_num_threads(threads)
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds")})
-            if validation is not None and epoch - self.best_epoch_ >= self.patience:
-                log.info("early stop at epoch %d (best %d, val ndcg@20 %.4f)", epoch, self.best_epoch_, self.best_score_)
-                break
-        if bar is not None:
-            bar.close()
+                bar.close()
+        self.generator_ = kept.kept_generator
         if best_state is not None:
             self.generator_.load_state_dict(best_state)
 
