@@ -128,7 +128,8 @@ class ModelConfig:
     (after `input_dropout`), the generated vector against the items dropped from its input."""
     refit: bool = False
     """CFGAN: once validation has chosen the number of epochs, train again on train + validation
-    for that many (as the tuned baselines refit); doubles the training time."""
+    for that many (as the tuned baselines refit). The refit trains beside the selection run, on a
+    second thread, and keeps its generator as it was at the chosen epoch."""
     mode: str = "user"
     """CFGAN's condition: `user` (a user's vector of items; scores any history, so it can be served)
     or `item` (an item's vector of users, as the authors' presets; scores only the users it trained
