@@ -242,6 +242,14 @@ class Config:
         return out
 
 
+# The values CFGAN's choice-valued settings accept (checked here at load and by the model itself).
+CFGAN_CHOICES: dict[str, tuple[str, ...]] = {
+    "scheme": ("ZR", "PM", "ZP"),
+    "mode": ("user", "item"),
+    "init": ("random", "ease"),
+    "target": ("history", "held_out"),
+}
+
 # CFGAN's user-based ZP scheme with the authors' ML-100K sampling ratios and discriminator, a
 # generator half as wide (200), input dropout on the generator's condition, an average of the
 # generator's weights, larger batches, a 20x learning rate, one D pass per four G passes, and a
@@ -399,14 +407,12 @@ def load_config(source: str | None = None, overrides: list[str] | tuple[str, ...
         named += [r.metric for r in change_rules(cfg.gate) if r.source == "changes"]
     except ValueError as exc:
         raise UsageError(f"{exc}.") from None
-    if cfg.model.mode not in ("user", "item"):
-        raise UsageError(f"model.mode must be 'user' or 'item', got {cfg.model.mode!r}.")
-    if cfg.model.init not in ("random", "ease"):
-        raise UsageError(f"model.init must be 'random' or 'ease', got {cfg.model.init!r}.")
+    for name in ("mode", "init", "scheme"):
+        value, allowed = getattr(cfg.model, name), CFGAN_CHOICES[name]
+        if value not in allowed:
+            raise UsageError(f"model.{name} must be one of {', '.join(allowed)}, got {value!r}.")
     if cfg.model.init == "ease" and cfg.model.mode != "user":
         raise UsageError("model.init=ease needs model.mode=user.")
-    if cfg.model.scheme not in ("ZR", "PM", "ZP"):
-        raise UsageError(f"model.scheme must be ZR, PM or ZP, got {cfg.model.scheme!r}.")
     known = metric_names(cfg.eval)
     for metric in [cfg.eval.primary_metric, *named]:
         if metric not in known:

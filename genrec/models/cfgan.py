@@ -24,6 +24,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from genrec.config import CFGAN_CHOICES
 from genrec.errors import NotFittedError, TrainingDivergedError, UsageError
 from genrec.models.base import EpochCallback, Recommender
 from genrec.models.networks import Discriminator, Generator, SparseRows
@@ -31,7 +32,6 @@ from genrec.models.tuning import choose_on_validation, refit_matrix
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("ZR", "PM", "ZP")
 FUSED = {"fused": True}  # one kernel per optimiser step instead of several per parameter
 
 
@@ -131,7 +131,8 @@ class CFGANTrainer:
         if self.m.target == "history":
             return batch.given, batch.real, batch.given
         kept = (batch.condition > 0).float()
-        return kept, batch.real - kept, batch.real - kept
+        dropped = batch.real - kept
+        return kept, dropped, dropped
 
     def _pm_mask(self, unobserved: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """target + k_u: the real vector's items plus a random share of the unobserved ones (PM, ZP)."""
@@ -210,11 +211,6 @@ class CFGANTrainer:
         if not all(math.isfinite(v) for v in losses.values()):
             raise TrainingDivergedError(f"CFGAN training diverged: losses {losses}.")
         return losses
-
-
-MODES = ("user", "item")
-INITS = ("random", "ease")
-TARGETS = ("history", "held_out")
 
 
 class CFGAN(Recommender):
@@ -302,7 +298,7 @@ class CFGAN(Recommender):
         self.best_epoch_, self.best_score_, self.init_score_ = self.epochs, -math.inf, None
         self.train_ = refit_matrix(train, validation)  # what `score(users)` conditions on from now on
         refit = self.refit and validation is not None
-        self._run(train, validation, self.epochs, device, on_epoch, refit_train=self.train_ if refit else None)
+        self._run(train, validation, device, on_epoch, refit_train=self.train_ if refit else None)
         self.chosen_params_ = {"epochs": self.best_epoch_}
         if refit:
             self.chosen_params_["refit"] = True
@@ -311,8 +307,8 @@ class CFGAN(Recommender):
         return self
 
     def _check_params(self) -> None:
-        for name, value, allowed in (("scheme", self.scheme, SCHEMES), ("mode", self.mode, MODES),
-                                     ("init", self.init, INITS), ("target", self.target, TARGETS)):
+        for name, allowed in CFGAN_CHOICES.items():
+            value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"CFGAN {name} must be one of {allowed}, got {value!r}.")
         if self.init == "ease" and self.mode != "user":
@@ -331,9 +327,9 @@ class CFGAN(Recommender):
         rows = train if self.mode == "user" else train.T.tocsr()
         return CFGANTrainer(self, rows, device, init=start_weights)
 
-    def _run(self, train: sp.csr_matrix, validation: sp.csr_matrix | None, epochs: int, device: torch.device,
+    def _run(self, train: sp.csr_matrix, validation: sp.csr_matrix | None, device: torch.device,
              on_epoch: EpochCallback | None, refit_train: sp.csr_matrix | None = None) -> None:
-        """Train fresh networks on `train` for up to `epochs`; with `validation`, early-stop on
+        """Train fresh networks on `train` for up to `self.epochs`; with `validation`, early-stop on
         its NDCG@20 and keep the best generator (epoch 0, the start, competes when it is EASE).
 
         With `refit_train` (train + validation), the refit runs in lockstep beside the selection run,
@@ -356,24 +352,24 @@ class CFGAN(Recommender):
                 best_state = copy.deepcopy(kept.kept_generator.state_dict())
 
         bar = None
-        if progress_enabled(self.progress) and epochs:
+        if progress_enabled(self.progress) and self.epochs:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=epochs, desc="CFGAN", unit="epoch", file=sys.stderr)
+            bar = tqdm(total=self.epochs, desc="CFGAN", unit="epoch", file=sys.stderr)
         pool, threads = None, torch.get_num_threads()
         if twin is not None:
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cfgan-refit")
             torch.set_num_threads(max(1, threads // 2))  # the two runs share the cores, not oversubscribe them
         start = time.perf_counter()
         try:
-            twin_epoch = pool.submit(twin.epoch) if pool is not None and epochs else None
-            for epoch in range(1, epochs + 1):
+            twin_epoch = pool.submit(twin.epoch) if pool is not None and self.epochs else None
+            for epoch in range(1, self.epochs + 1):
                 record = {"epoch": epoch, **trainer.epoch()}
                 if twin_epoch is not None:
                     record.update({f"refit_{k}": v for k, v in twin_epoch.result().items()})
                     state = copy.deepcopy(twin.kept_generator.state_dict())  # the twin after `epoch` epochs
                     # The twin goes on while this thread validates; a last extra epoch is discarded.
-                    twin_epoch = pool.submit(twin.epoch) if epoch < epochs else None
+                    twin_epoch = pool.submit(twin.epoch) if epoch < self.epochs else None
                 if validation is not None:
                     self.generator_.eval()
                     record["val_ndcg@20"] = self._validate(train, validation)
