@@ -115,6 +115,8 @@ def train(data: PreparedData, cfg: Config, run: registry.TrainingRun, checkpoint
         logger.debug("epoch %d: %s", epoch, record)
 
     model = make_model(cfg.model, progress=cfg.progress).fit(data.train, data.validation, on_epoch=on_epoch)
+    run.log_params({f"chosen.{k}": v for k, v in model.chosen_params_.items()})  # what validation chose
+    logger.info("chosen on validation: %s", model.chosen_params_)
     if getattr(model, "history_", None):
         run.log_figure(training_curves(model.history_), "training_curves.png")
         checkpoint.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,8 @@ def test_config_file(tmp_path):
      ("model=3", "is a section"), ("novalue", "KEY=VALUE"), ("gate.floors=ndcg@20", "look like"),
      ("gate.changes=recall@20:sideways:1", "higher or lower"), ("gate.floors=hits@20:0.1", "does not compute"),
      ("eval.primary_metric=ndcg@50", "does not compute"), ("model.mode=both", "model.mode"),
-     ("model.init=ease;model.mode=item", "model.init")],
+     ("model.init=ease;model.mode=item", "model.init"), ("model.blend=mix", "model.blend"),
+     ("model.mode=item", "add --set model.blend=none")],
 )
 def test_bad_overrides_are_usage_errors(override, message):
     with pytest.raises(UsageError, match=message):

@@ -33,6 +33,9 @@ def test_flow_twice_then_bad_data(genrec_home, clustered_csv, tmp_path):
     epochs = len(client.get_metric_history(run.info.run_id, "d_loss"))
     assert epochs >= 1 and len(client.get_metric_history(run.info.run_id, "val_ndcg_at_20")) == epochs
     assert run.data.params["model.name"] == "cfgan" and run.data.tags["data_fingerprint"] == first["data_fingerprint"]
+    # What validation chose, beside the config: the best epoch of the curve logged above.
+    curve = client.get_metric_history(run.info.run_id, "val_ndcg_at_20")
+    assert run.data.params["chosen.epochs"] == str(max(curve, key=lambda m: (m.value, -m.step)).step)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"training_curves.png", "data_quality.json"} <= artifacts
 

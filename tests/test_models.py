@@ -165,8 +165,9 @@ def test_cfgan_checkpoint_describes_itself(tmp_path):
     model.save_checkpoint(path, data_fingerprint="abc", config={"model": {"epochs": 5}})
     ckpt = torch.load(path, weights_only=False)
     assert {"generator", "discriminator", "opt_g", "opt_d", "hyperparameters", "best_epoch",
-            "best_val_ndcg@20", "data_fingerprint", "config"} <= set(ckpt)
+            "best_val_ndcg@20", "chosen_on_validation", "data_fingerprint", "config"} <= set(ckpt)
     assert ckpt["hyperparameters"]["hidden_g"] == 64 and ckpt["data_fingerprint"] == "abc"
+    assert ckpt["chosen_on_validation"] == {"epochs": model.best_epoch_}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
@@ -213,6 +214,52 @@ def test_cfgan_refit_trains_again_on_train_and_validation():
     np.testing.assert_allclose(refit.score(users), again.score(users), rtol=1e-5, atol=1e-6)
     # ...and the selection run beside it draws as it would alone.
     assert [r["val_ndcg@20"] for r in refit.history_] == [r["val_ndcg@20"] for r in plain.history_]
+
+
+def test_cfgan_blend_keeps_ease_where_the_generator_adds_nothing():
+    """An untrained generator (no epoch) adds only noise to EASE, which ranks every block's held-out
+    item first: validation keeps weight 0, and the scores are EASE's refitted on train + validation."""
+    from genrec.models.ease import EASE
+
+    train, test = checkerboard(3)
+    model = CFGAN(**{**CFGAN_FAST, "blend": "ease", "ease_lambdas": (5.0,), "epochs": 0}).fit(train, validation=test)
+    assert model.blend_weight_ == 0.0
+    assert model.chosen_params_ == {"epochs": 0, "blend_weight": 0.0, "ease_lambda": 5.0}
+    ease = EASE(lambdas=(5.0,)).fit(train, validation=test)
+    users = np.arange(train.shape[0])
+    np.testing.assert_allclose(model.score(users), ease.score(users), atol=1e-5)
+    np.testing.assert_allclose(model.score_history(train[:3]), ease.score_history(train[:3]), atol=1e-5)
+
+
+def test_cfgan_blend_weights_mix_standardised_scores():
+    """Weight 1 is the generator alone, bit for bit; 0.5 is the mean of both standardised scores."""
+    from genrec.models.cfgan import mix_scores
+    from genrec.models.ease import ease_weights
+
+    train, test = checkerboard(3)
+    kwargs = {**CFGAN_FAST, "epochs": 5}
+    alone = CFGAN(**kwargs).fit(train, validation=test)
+    users = np.arange(train.shape[0])
+    only = CFGAN(**kwargs, blend="ease", blend_weights=(1.0,)).fit(train, validation=test)
+    assert only.blend_weight_ == 1.0 and only.ease_weights_ is None
+    assert np.array_equal(only.score(users), alone.score(users))
+    half = CFGAN(**kwargs, blend="ease", blend_weights=(0.5,), ease_lambdas=(5.0,)).fit(train, validation=test)
+    generated, ease = alone.score(users), np.asarray(half.train_ @ ease_weights(half.train_, 5.0))
+    z = lambda s: (s - s.mean(1, keepdims=True)) / s.std(1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(half.score(users), (z(generated) + z(ease)) / 2, atol=1e-4)
+    np.testing.assert_allclose(mix_scores(0.5, generated, ease), (z(generated) + z(ease)) / 2, atol=1e-4)
+
+
+def test_cfgan_blend_needs_validation_and_a_catalogue_ease_can_hold(caplog):
+    train, test = checkerboard(2)
+    kwargs = {**CFGAN_FAST, "epochs": 2, "blend": "ease"}
+    without_validation = CFGAN(**kwargs).fit(train)
+    too_many_items = CFGAN(**kwargs, blend_max_items=train.shape[1] - 1).fit(train, validation=test)
+    for model in (without_validation, too_many_items):
+        assert model.blend_weight_ == 1.0 and model.ease_weights_ is None and "blend_weight" not in model.chosen_params_
+    assert "needs a validation split" in caplog.text and "blend_max_items" in caplog.text
+    with pytest.raises(ValueError, match="blend=ease needs mode=user"):
+        CFGAN(**kwargs, mode="item").fit(train, validation=test)
 
 
 def test_item_based_cfgan_scores_only_known_users():

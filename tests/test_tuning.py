@@ -32,18 +32,25 @@ def _write_split(tmp_path):
     return paths
 
 
-@pytest.mark.parametrize("model", ["ease", "itemknn"])
+CFGAN_BLEND = ["--config", "tiny", "--set", "model.blend=ease", "--set", "model.refit=true"]
+
+
+@pytest.mark.parametrize("model", ["ease", "itemknn", "cfgan"])
 def test_choice_does_not_depend_on_the_test_file(tmp_path, model):
-    """If tuning read --test, a test file of random items would move the choice. It must not."""
+    """If tuning read --test, a test file of random items would move the choice (for CFGAN: the
+    epochs, EASE's lambda and the blend weight). It must not."""
     paths = _write_split(tmp_path)
+    extra = CFGAN_BLEND if model == "cfgan" else []
     results = []
     for test in ("test", "noise"):
         result = CliRunner().invoke(app, ["evaluate", "--train", str(paths["train"]), "--test", str(paths[test]),
-                                          "--format", "csv", "--model", model, "--json"])
+                                          "--format", "csv", "--model", model, "--json", *extra])
         assert result.exit_code == 0, result.stderr
         results.append(json.loads(result.stdout))
     real, noise = results
     assert real["chosen_on_validation"] == noise["chosen_on_validation"] != {}
+    if model == "cfgan":
+        assert {"epochs", "blend_weight", "ease_lambda"} <= set(real["chosen_on_validation"])
     assert real["metrics"]["ndcg@20"] > noise["metrics"]["ndcg@20"] + 0.1  # the test files really differ
 
 

@@ -228,6 +228,9 @@ class CFGAN(Recommender):
         mode: str = "user",
         init: str = "random",
         refit: bool = False,
+        blend: str = "none",
+        blend_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+        blend_max_items: int = 20000,
         target: str = "history",
         lr_item_item: float | None = None,
         ease_lambdas: tuple[float, ...] = (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 800.0, 1200.0, 2000.0),
@@ -258,6 +261,9 @@ class CFGAN(Recommender):
         self.mode = mode
         self.init = init
         self.refit = refit
+        self.blend = blend
+        self.blend_weights = blend_weights
+        self.blend_max_items = blend_max_items
         self.target = target
         self.lr_item_item = lr_item_item
         self.ease_lambdas = ease_lambdas
@@ -291,20 +297,57 @@ class CFGAN(Recommender):
         train = train.tocsr().astype(np.float32)
         if validation is not None and validation.nnz == 0:
             validation = None
-        self.init_lambda_ = self._choose_lambda(train, validation) if self.init == "ease" else None
+        blend = self._blends(train, validation)
+        self.ease_lambda_ = self._choose_lambda(train, validation) if self.init == "ease" or blend else None
         self.trained_on_ = str(device)
         self.history_: list[dict[str, float]] = []
         # Without validation every epoch runs and the last generator is kept.
         self.best_epoch_, self.best_score_, self.init_score_ = self.epochs, -math.inf, None
         self.train_ = refit_matrix(train, validation)  # what `score(users)` conditions on from now on
         refit = self.refit and validation is not None
-        self._run(train, validation, device, on_epoch, refit_train=self.train_ if refit else None)
+        selected = self._run(train, validation, device, on_epoch, refit_train=self.train_ if refit else None)
         self.chosen_params_ = {"epochs": self.best_epoch_}
         if refit:
             self.chosen_params_["refit"] = True
         self.generator_.eval()
         self.generator_.to("cpu")  # served and pickled on the CPU, wherever it trained
+        self.blend_weight_, self.ease_weights_ = 1.0, None  # the generator alone
+        if blend:
+            self.blend_weight_ = self._choose_blend(train, validation, selected)
+            self.chosen_params_.update({"blend_weight": self.blend_weight_, "ease_lambda": self.ease_lambda_})
+            if self.blend_weight_ < 1.0:
+                from genrec.models.ease import ease_weights
+
+                self.ease_weights_ = ease_weights(self.train_, self.ease_lambda_)  # refitted, as EASE itself
         return self
+
+    def _blends(self, train: sp.csr_matrix, validation: sp.csr_matrix | None) -> bool:
+        """Whether this fit mixes EASE into the scores: asked for, something to choose the weight on,
+        and a catalogue whose items x items matrix fits in memory."""
+        if self.blend != "ease":
+            return False
+        if validation is None:
+            log.warning("CFGAN blend=ease needs a validation split to choose the weight: the generator alone is kept.")
+            return False
+        if train.shape[1] > self.blend_max_items:
+            log.warning("CFGAN blend=ease skipped: %d items > blend_max_items=%d (EASE's items x items matrix "
+                        "would not fit); the generator alone is kept.", train.shape[1], self.blend_max_items)
+            return False
+        return True
+
+    def _choose_blend(self, train: sp.csr_matrix, validation: sp.csr_matrix, selected: Generator) -> float:
+        """The weight of the generator's scores against EASE's (fitted on `train` with the chosen
+        lambda) that does best on validation, with the generator as validation chose it."""
+        from genrec.models.ease import ease_weights
+
+        weights = ease_weights(train, self.ease_lambda_)
+        selected.eval()
+        weight, scores = choose_on_validation(
+            self.blend_weights,
+            lambda w: lambda history: mix_scores(w, _forward(selected, history), np.asarray(history @ weights)),
+            train, validation)
+        log.info("CFGAN blend weight %s (validation ndcg@20 %s)", weight, scores)
+        return weight
 
     def _check_params(self) -> None:
         for name, allowed in CFGAN_CHOICES.items():
@@ -313,6 +356,10 @@ class CFGAN(Recommender):
                 raise ValueError(f"CFGAN {name} must be one of {allowed}, got {value!r}.")
         if self.init == "ease" and self.mode != "user":
             raise ValueError("CFGAN init=ease needs mode=user (the item-item path maps a user's items to items).")
+        if self.blend == "ease" and self.mode != "user":
+            raise ValueError("CFGAN blend=ease needs mode=user (EASE scores a user's items, not an item's users).")
+        if not self.blend_weights or not all(0.0 <= w <= 1.0 for w in self.blend_weights):
+            raise ValueError(f"CFGAN blend_weights must be between 0 and 1, got {self.blend_weights!r}.")
         if self.target == "held_out" and not self.input_dropout:
             raise ValueError("CFGAN target=held_out needs input_dropout > 0 (the held-out items are the dropped ones).")
 
@@ -323,14 +370,15 @@ class CFGAN(Recommender):
         if self.init == "ease":
             from genrec.models.ease import ease_weights
 
-            start_weights = ease_weights(train, self.init_lambda_)
+            start_weights = ease_weights(train, self.ease_lambda_)
         rows = train if self.mode == "user" else train.T.tocsr()
         return CFGANTrainer(self, rows, device, init=start_weights)
 
     def _run(self, train: sp.csr_matrix, validation: sp.csr_matrix | None, device: torch.device,
-             on_epoch: EpochCallback | None, refit_train: sp.csr_matrix | None = None) -> None:
+             on_epoch: EpochCallback | None, refit_train: sp.csr_matrix | None = None) -> Generator:
         """Train fresh networks on `train` for up to `self.epochs`; with `validation`, early-stop on
         its NDCG@20 and keep the best generator (epoch 0, the start, competes when it is EASE).
+        Returns the selection run's generator as validation chose it.
 
         With `refit_train` (train + validation), the refit runs in lockstep beside the selection run,
         on a second thread: a twin trained the same way on `refit_train`, whose generator is kept
@@ -343,13 +391,14 @@ class CFGAN(Recommender):
         kept = twin or trainer  # whose generator is returned (and checkpointed)
         self._trainer = kept
         self.generator_ = trainer.kept_generator  # validated during the run
-        best_state = None
+        best_state = selected_state = None  # the kept generator's and the selection run's, at the best epoch
         if validation is not None:
             self.best_epoch_ = 0
             if self.init == "ease":
                 self.generator_.eval()
                 self.init_score_ = self.best_score_ = self._validate(train, validation)
-                best_state = copy.deepcopy(kept.kept_generator.state_dict())
+                selected_state = copy.deepcopy(trainer.kept_generator.state_dict())
+                best_state = copy.deepcopy(twin.kept_generator.state_dict()) if twin is not None else selected_state
 
         bar = None
         if progress_enabled(self.progress) and self.epochs:
@@ -376,7 +425,8 @@ class CFGAN(Recommender):
                     if record["val_ndcg@20"] > self.best_score_:
                         self.best_score_ = record["val_ndcg@20"]
                         self.best_epoch_ = epoch
-                        best_state = state if twin is not None else copy.deepcopy(kept.kept_generator.state_dict())
+                        selected_state = copy.deepcopy(trainer.kept_generator.state_dict())
+                        best_state = state if twin is not None else selected_state
                 record["seconds"] = time.perf_counter() - start
                 self.history_.append(record)
                 if on_epoch is not None:
@@ -394,14 +444,18 @@ class CFGAN(Recommender):
                 torch.set_num_threads(threads)
             if bar is not None:
                 bar.close()
+        if selected_state is not None:
+            trainer.kept_generator.load_state_dict(selected_state)
+        if twin is not None and best_state is not None:
+            twin.kept_generator.load_state_dict(best_state)
         self.generator_ = kept.kept_generator
-        if best_state is not None:
-            self.generator_.load_state_dict(best_state)
+        return trainer.kept_generator
 
     def _validate(self, train: sp.csr_matrix, validation: sp.csr_matrix) -> float:
         from genrec.evaluation import evaluate_scores
 
-        return evaluate_scores(lambda users: self.score_known(train, users), train, validation, ks=(20,)).metrics["ndcg@20"]
+        return evaluate_scores(lambda users: self._generator_scores(train, users), train, validation,
+                               ks=(20,)).metrics["ndcg@20"]
 
     def _choose_lambda(self, train: sp.csr_matrix, validation: sp.csr_matrix | None) -> float:
         """EASE's lambda for the item-item start: fitted on `train`, chosen on validation."""
@@ -432,35 +486,69 @@ class CFGAN(Recommender):
                 "epochs_run": len(self.history_),
                 "best_epoch": self.best_epoch_,
                 "best_val_ndcg@20": self.best_score_,
+                "chosen_on_validation": self.chosen_params_,
                 **meta,
             },
             path,
         )
 
-    @torch.no_grad()
     def _generate(self, conditions: sp.csr_matrix, columns: np.ndarray | None = None) -> np.ndarray:
-        """The generator's output for each row of `conditions`, in blocks (only `columns` kept)."""
         if not hasattr(self, "generator_"):
             raise NotFittedError("CFGAN is not fitted yet: call fit(train) first.")
-        device = next(self.generator_.parameters()).device
-        width = conditions.shape[1] if columns is None else len(columns)
-        out = np.empty((conditions.shape[0], width), dtype=np.float32)
-        for start in range(0, conditions.shape[0], 4096):
-            block = conditions[start : start + 4096].toarray().astype(np.float32, copy=False)
-            scores = self.generator_(torch.from_numpy(block).to(device)).cpu().numpy()
-            out[start : start + 4096] = scores if columns is None else scores[:, columns]
-        if not np.isfinite(out).all():
-            raise TrainingDivergedError("CFGAN produced non-finite scores.")
-        return out
+        return _forward(self.generator_, conditions, columns)
+
+    def _generator_scores(self, known: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
+        if self.mode == "user":
+            return self._generate(known[np.asarray(users)])
+        # Item-based: each item's column of `known` in, that item's scores for every user out.
+        return self._generate(known.T.tocsr(), columns=np.asarray(users)).T
+
+    def _mixed(self, generated: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """The generator's scores, mixed with EASE's where validation chose a blend."""
+        ease = getattr(self, "ease_weights_", None)  # absent from models pickled before the blend existed
+        if ease is None:
+            return generated
+        return mix_scores(self.blend_weight_, generated, np.asarray(history @ ease))
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         if self.mode == "item":
             raise UsageError("An item-based CFGAN scores only the users it trained on (its generator completes items' "
                              "vectors of users), not new histories: use model.mode=user to serve or to score histories.")
-        return self._generate(history)
+        return self._mixed(self._generate(history), history)
 
     def score_known(self, known: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
-        if self.mode == "user":
-            return self._generate(known[np.asarray(users)])
-        # Item-based: each item's column of `known` in, that item's scores for every user out.
-        return self._generate(known.T.tocsr(), columns=np.asarray(users)).T
+        scores = self._generator_scores(known, users)
+        return scores if self.mode == "item" else self._mixed(scores, known[np.asarray(users)])
+
+
+@torch.no_grad()
+def _forward(generator: Generator, conditions: sp.csr_matrix, columns: np.ndarray | None = None) -> np.ndarray:
+    """The generator's output for each row of `conditions`, in blocks (only `columns` kept)."""
+    device = next(generator.parameters()).device
+    width = conditions.shape[1] if columns is None else len(columns)
+    out = np.empty((conditions.shape[0], width), dtype=np.float32)
+    for start in range(0, conditions.shape[0], 4096):
+        block = conditions[start : start + 4096]
+        if generator.item_item is None:  # read sparse: the first layer's cost grows with the items in the rows
+            scores = generator(SparseRows.from_csr(block.tocsr(), device)).cpu().numpy()
+        else:
+            scores = generator(torch.from_numpy(block.toarray().astype(np.float32)).to(device)).cpu().numpy()
+        out[start : start + 4096] = scores if columns is None else scores[:, columns]
+    if not np.isfinite(out).all():
+        raise TrainingDivergedError("CFGAN produced non-finite scores.")
+    return out
+
+
+def mix_scores(weight: float, generated: np.ndarray, ease: np.ndarray) -> np.ndarray:
+    """weight x the generator's scores + (1 - weight) x EASE's, each standardised per row (mean 0,
+    sd 1 over the items), so that neither model's scale decides the mix."""
+    if weight >= 1.0:
+        return generated
+    if weight <= 0.0:
+        return ease
+    return (weight * _standardised(generated) + (1.0 - weight) * _standardised(ease)).astype(np.float32)
+
+
+def _standardised(scores: np.ndarray) -> np.ndarray:
+    centred = scores - scores.mean(axis=1, keepdims=True)
+    return centred / np.maximum(centred.std(axis=1, keepdims=True), 1e-12)
