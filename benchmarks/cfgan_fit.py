@@ -69,12 +69,19 @@ def main() -> None:
         start_score = f", validation ndcg@20 at the EASE start {model.init_score_:.4f}" if model.init_score_ else ""
         print(f"seed {seed}: device {getattr(model, 'trained_on_', 'cpu')}, {epochs} epochs "
               f"(best {model.best_epoch_}, validation ndcg@20 {model.best_score_:.4f}{start_score}"
-              f"{', then refit' if model.chosen_params_.get('refit') else ''}), fit {fit:.1f} s, "
+              f"{', then refit' if model.chosen_params_.get('refit') else ''}"
+              f"{blend_note(model.chosen_params_)}), fit {fit:.1f} s, "
               f"eval {evaluation:.2f} s; ndcg@20 {metrics['ndcg@20']:.4f}, p@20 {metrics['precision@20']:.4f}, "
               f"r@20 {metrics['recall@20']:.4f}, mrr@20 {metrics['mrr@20']:.4f}, ndcg@5 {metrics['ndcg@5']:.4f}, "
               f"p@5 {metrics['precision@5']:.4f}", flush=True)
     if len(scores) > 1:
         print(f"ndcg@20 over {len(scores)} seeds: {statistics.mean(scores):.4f} ± {statistics.stdev(scores):.4f}")
+
+
+def blend_note(chosen: dict) -> str:
+    if "blend_weight" not in chosen:
+        return ""
+    return f"; blended with EASE (lambda {chosen['ease_lambda']}), generator weight {chosen['blend_weight']}"
 
 
 def time_epochs(cfg, train, n: int) -> None:
