@@ -428,8 +428,8 @@ def load_config(source: str | None = None, overrides: list[str] | tuple[str, ...
     if cfg.model.init == "ease" and cfg.model.mode != "user":
         raise UsageError("model.init=ease needs model.mode=user.")
     if cfg.model.name == "cfgan" and cfg.model.blend == "ease" and cfg.model.mode != "user":
-        raise UsageError("model.blend=ease needs model.mode=user (EASE scores a user's items); "
-                         "add --set model.blend=none for an item-based CFGAN.")
+        raise UsageError("model.mode=item cannot be blended with EASE (model.blend=ease; EASE scores a user's "
+                         "items): add --set model.blend=none. An item-based CFGAN is for `genrec evaluate` only.")
     known = metric_names(cfg.eval)
     for metric in [cfg.eval.primary_metric, *named]:
         if metric not in known:

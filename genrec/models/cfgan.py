@@ -6,6 +6,9 @@ user's unobserved items); the generator also pushes a random share of unobserved
 (zero reconstruction, ZR). ZP uses both. Item-based mode (the authors' presets) swaps the roles: the
 condition is an item's vector of users and the generator fills in which users would buy it. Early
 stopping on validation NDCG@20 (never on test).
+
+With blend=ease (the `default` preset) the scores served mix the generator's with EASE's, by a
+weight chosen on validation once the generator is chosen: `mix_scores`.
 """
 
 from __future__ import annotations
@@ -458,7 +461,7 @@ class CFGAN(Recommender):
                                ks=(20,)).metrics["ndcg@20"]
 
     def _choose_lambda(self, train: sp.csr_matrix, validation: sp.csr_matrix | None) -> float:
-        """EASE's lambda for the item-item start: fitted on `train`, chosen on validation."""
+        """EASE's lambda for the item-item start or the blend: fitted on `train`, chosen on validation."""
         from genrec.models.ease import ease_weights, linear_scorer
 
         lam, _ = choose_on_validation(
@@ -493,11 +496,13 @@ class CFGAN(Recommender):
         )
 
     def _generate(self, conditions: sp.csr_matrix, columns: np.ndarray | None = None) -> np.ndarray:
+        """The kept generator's output for each row of `conditions` (only `columns` kept)."""
         if not hasattr(self, "generator_"):
             raise NotFittedError("CFGAN is not fitted yet: call fit(train) first.")
         return _forward(self.generator_, conditions, columns)
 
     def _generator_scores(self, known: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
+        """`users`' scores from the generator alone (what early stopping validates)."""
         if self.mode == "user":
             return self._generate(known[np.asarray(users)])
         # Item-based: each item's column of `known` in, that item's scores for every user out.
@@ -517,8 +522,9 @@ class CFGAN(Recommender):
         return self._mixed(self._generate(history), history)
 
     def score_known(self, known: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
-        scores = self._generator_scores(known, users)
-        return scores if self.mode == "item" else self._mixed(scores, known[np.asarray(users)])
+        if self.mode == "item":
+            return self._generator_scores(known, users)
+        return self.score_history(known[np.asarray(users)])
 
 
 @torch.no_grad()
