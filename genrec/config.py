@@ -294,27 +294,31 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The CFGAN authors' own hyperparameters (Bigdasgit/CFGAN, parameters.py), item-based, as
     # published; `epochs` is the top of the range they drew from, and validation early stopping
-    # replaces their choice of epoch count by the test set. For `genrec evaluate` and benchmarks.
+    # replaces their choice of epoch count by the test set; no blend with EASE (not theirs, and for
+    # user-based models only). For `genrec evaluate` and benchmarks.
     "cfgan-ml100k": {
-        "model.mode": "item", "model.blend": "none", "model.hidden_g": 400, "model.hidden_d": 125, "model.reg_g": 0.001,
+        "model.mode": "item", "model.hidden_g": 400, "model.hidden_d": 125, "model.reg_g": 0.001,
         "model.reg_d": 0.0, "model.lr_g": 1e-4, "model.lr_d": 1e-4, "model.batch_g": 32, "model.batch_d": 64,
         "model.layers_g": 1, "model.layers_d": 1, "model.g_steps": 4, "model.d_steps": 2, "model.scheme": "ZP",
         "model.zr_ratio": 0.7, "model.pm_ratio": 0.7, "model.zr_coefficient": 0.03, "model.epochs": 1000,
         "model.patience": 100,
+        "model.blend": "none",
     },
     "cfgan-ml1m": {
-        "model.mode": "item", "model.blend": "none", "model.hidden_g": 300, "model.hidden_d": 250, "model.reg_g": 0.001,
+        "model.mode": "item", "model.hidden_g": 300, "model.hidden_d": 250, "model.reg_g": 0.001,
         "model.reg_d": 5e-5, "model.lr_g": 1e-4, "model.lr_d": 5e-5, "model.batch_g": 256, "model.batch_d": 512,
         "model.layers_g": 1, "model.layers_d": 1, "model.g_steps": 1, "model.d_steps": 1, "model.scheme": "ZP",
         "model.zr_ratio": 0.9, "model.pm_ratio": 0.9, "model.zr_coefficient": 0.03, "model.epochs": 1550,
         "model.patience": 150,
+        "model.blend": "none",
     },
     "cfgan-ciao": {
-        "model.mode": "item", "model.blend": "none", "model.hidden_g": 250, "model.hidden_d": 50, "model.reg_g": 0.001,
+        "model.mode": "item", "model.hidden_g": 250, "model.hidden_d": 50, "model.reg_g": 0.001,
         "model.reg_d": 0.001, "model.lr_g": 1e-4, "model.lr_d": 1e-4, "model.batch_g": 128, "model.batch_d": 128,
         "model.layers_g": 1, "model.layers_d": 4, "model.g_steps": 1, "model.d_steps": 1, "model.scheme": "ZR",
         "model.zr_ratio": 0.4, "model.pm_ratio": 0.2, "model.zr_coefficient": 0.1, "model.epochs": 550,
         "model.patience": 100,
+        "model.blend": "none",
     },
     # Trains in seconds on small data: for smoke tests, CI and the contract check.
     "tiny": {
