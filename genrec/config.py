@@ -114,6 +114,14 @@ class ModelConfig:
     """Number of hidden layers of the discriminator."""
     scheme: str = "ZP"
     """CFGAN's negative-sampling scheme: ZR (zero reconstruction), PM (partial masking) or ZP (both)."""
+    loss: str = "bce"
+    """CFGAN's adversarial loss: `bce` (as published: D a classifier, cross-entropy) or `wgan-gp`
+    (D a critic with a Wasserstein loss and a gradient penalty; Adam without momentum, betas 0, 0.9)."""
+    gp_weight: float = 10.0
+    """CFGAN with loss=wgan-gp: weight of the gradient penalty."""
+    noise_dim: int = 0
+    """CFGAN: size of a standard normal noise input read by the generator beside the condition
+    (0: none, as published); validation and serving use the noise's mean, 0."""
     init: str = "random"
     """CFGAN's generator start: `random` (as published) or `ease`: a linear item-item path beside
     the MLP, started from EASE fitted on the training split (lambda from `ease_lambdas`, chosen on
@@ -256,6 +264,7 @@ class Config:
 # The values CFGAN's choice-valued settings accept (checked here at load and by the model itself).
 CFGAN_CHOICES: dict[str, tuple[str, ...]] = {
     "scheme": ("ZR", "PM", "ZP"),
+    "loss": ("bce", "wgan-gp"),
     "mode": ("user", "item"),
     "init": ("random", "ease"),
     "target": ("history", "held_out"),
@@ -427,7 +436,7 @@ def load_config(source: str | None = None, overrides: list[str] | tuple[str, ...
         named += [r.metric for r in change_rules(cfg.gate) if r.source == "changes"]
     except ValueError as exc:
         raise UsageError(f"{exc}.") from None
-    for name in ("mode", "init", "scheme", "blend"):
+    for name in CFGAN_CHOICES:
         value, allowed = getattr(cfg.model, name), CFGAN_CHOICES[name]
         if value not in allowed:
             raise UsageError(f"model.{name} must be one of {', '.join(allowed)}, got {value!r}.")

@@ -116,6 +116,44 @@ def test_cfgan_schemes_with_zero_reconstruction_learn_the_blocks(scheme):
     assert evaluate_scores(model.score, train, test, ks=(1,)).metrics["ndcg@1"] == 1.0
 
 
+def test_cfgan_wasserstein_loss_learns_the_blocks():
+    train, test = checkerboard(3)
+    wgan = {"loss": "wgan-gp", "gp_weight": 1.0, "lr_g": 1e-2, "lr_d": 1e-2, "d_steps": 2}
+    model = CFGAN(**{**CFGAN_FAST, **wgan}).fit(train)
+    assert evaluate_scores(model.score, train, test, ks=(1,)).metrics["ndcg@1"] == 1.0
+
+
+def test_wasserstein_critic_loss_with_its_gradient_penalty():
+    from genrec.models.cfgan import CFGANTrainer
+
+    # A critic linear in the vector (no hidden layer) has the gradient w (its vector weights)
+    # everywhere, so the penalty is exactly gp_weight x (|w| - 1)^2.
+    train, _ = checkerboard(2)
+    model = CFGAN(**{**CFGAN_FAST, "loss": "wgan-gp", "gp_weight": 3.0, "layers_d": 0})
+    trainer = CFGANTrainer(model, train.tocsr(), torch.device("cpu"))
+    real = torch.from_numpy(train.toarray())
+    fake = torch.rand(real.shape, generator=torch.Generator().manual_seed(1))
+    loss = trainer._critic_loss(real, real, real, fake)
+    d = trainer.discriminator
+    w = d.vector_in.weight[:, 0]
+    critic = lambda v: real @ d.condition_in.weight[:, 0] + d.condition_in.bias + v @ w
+    expected = critic(fake).mean() - critic(real).mean() + 3.0 * (w.norm() - 1) ** 2
+    torch.testing.assert_close(loss, expected)
+
+
+def test_cfgan_noise_input_is_trained_and_served_at_its_mean():
+    train, test = checkerboard(3)
+    model = CFGAN(**{**CFGAN_FAST, "noise_dim": 8, "epochs": 200}).fit(train)
+    generator = model.generator_
+    rows = torch.from_numpy(train[:4].toarray())
+    noise = torch.randn(4, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(generator(rows), generator(rows, torch.zeros(4, 8)))  # served at z = 0
+        assert not torch.allclose(generator(rows), generator(rows, noise))  # z is read: training saw it
+    assert np.array_equal(model.score(np.arange(4)), model.score(np.arange(4)))
+    assert evaluate_scores(model.score, train, test, ks=(1,)).metrics["ndcg@1"] == 1.0
+
+
 def test_generator_reads_sparse_and_dense_conditions_alike():
     from genrec.models.networks import Discriminator, Generator, SparseRows
 

@@ -67,7 +67,8 @@ class CFGANTrainer:
         self.train = train
         self.device = device
         width = train.shape[1]
-        self.generator = Generator(width, model.hidden_g, model.layers_g, item_item=init is not None).to(device)
+        self.generator = Generator(width, model.hidden_g, model.layers_g, item_item=init is not None,
+                                   noise_dim=model.noise_dim).to(device)
         if init is not None:
             self.generator.start_from(torch.from_numpy(init).to(device))
         self.discriminator = Discriminator(width, model.hidden_d, model.layers_d).to(device)
@@ -81,7 +82,9 @@ class CFGANTrainer:
                 groups.append({"params": [self.generator.item_item.weight], "weight_decay": 0.0, "lr": lr})
             else:
                 self.generator.item_item.weight.requires_grad_(False)
-        self.opt_g = torch.optim.Adam(groups, lr=model.lr_g, **FUSED)
+        # WGAN-GP's critic and generator train with Adam's momentum off (Gulrajani et al., 2017).
+        betas = {"betas": (0.0, 0.9)} if model.loss == "wgan-gp" else {}
+        self.opt_g = torch.optim.Adam(groups, lr=model.lr_g, **betas, **FUSED)
         # An exponential moving average of G's weights smooths the adversarial noise; it is what
         # validation sees and what is kept (ema_decay=0: the raw generator, as published).
         self.average = (
@@ -91,7 +94,8 @@ class CFGANTrainer:
             if model.ema_decay
             else None
         )
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=model.lr_d, weight_decay=model.reg_d, **FUSED)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=model.lr_d, weight_decay=model.reg_d,
+                                      **betas, **FUSED)
         # Rows with no training interaction carry no signal for either network.
         self.rows = np.flatnonzero(np.diff(train.indptr) > 0)
         # The generator reads its input sparse unless something else needs it dense (the
@@ -158,6 +162,12 @@ class CFGANTrainer:
             draw = torch.randint(0, 256, like.shape, dtype=torch.uint8, device=like.device, generator=self.torch_rng)
         return draw < round(p * 256)
 
+    def _noise(self, rows: int) -> torch.Tensor | None:
+        """The generator's noise input for a batch (noise_dim > 0), standard normal."""
+        if not self.m.noise_dim:
+            return None
+        return torch.randn(rows, self.m.noise_dim, generator=self.torch_rng, device=self.device)
+
     def _batches(self, size: int):
         order = self.rng.permutation(self.rows)
         for start in range(0, len(order), size):
@@ -168,26 +178,42 @@ class CFGANTrainer:
         d_condition, target, target_in = self._views(batch)
         pm_mask = self._pm_mask(batch.real == 0, target)
         with torch.no_grad():
-            fake = self.generator(batch.condition) * pm_mask
-        d_real, d_fake = self.discriminator(d_condition, target_in, fake)
-        loss = (
-            F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-            + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
-        )
+            fake = self.generator(batch.condition, self._noise(len(target))) * pm_mask
+        if self.m.loss == "wgan-gp":
+            loss = self._critic_loss(d_condition, target, target_in, fake)
+        else:
+            d_real, d_fake = self.discriminator(d_condition, target_in, fake)
+            loss = (
+                F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+            )
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
         return float(loss.detach())
+
+    def _critic_loss(self, condition, target: torch.Tensor, target_in, fake: torch.Tensor) -> torch.Tensor:
+        """WGAN-GP: D is a critic, minimising D(fake) - D(real) plus `gp_weight` x (|grad D| - 1)^2 at
+        random points between the real and the generated vector (the gradient penalty)."""
+        share = torch.rand(len(target), 1, generator=self.torch_rng, device=self.device)
+        between = (share * target + (1 - share) * fake).requires_grad_(True)
+        d_real, d_fake, d_between = self.discriminator(condition, target_in, fake, between)
+        (grad,) = torch.autograd.grad(d_between.sum(), between, create_graph=True)
+        penalty = ((grad.norm(2, dim=1) - 1) ** 2).mean()
+        return d_fake.mean() - d_real.mean() + self.m.gp_weight * penalty
 
     def step_g(self, batch: Batch) -> float:
         # (2) Generator: maximise log D(G(c_u) * (e_u + k_u) | c_u), minus alpha * sum_ZR r_uj^2
         d_condition, target, _ = self._views(batch)
         unobserved = batch.real == 0
         pm_mask, zr_mask = self._pm_mask(unobserved, target), self._zr_mask(unobserved)
-        out = self.generator(batch.condition)
+        out = self.generator(batch.condition, self._noise(len(target)))
         self.discriminator.requires_grad_(False)  # G's step needs D's gradient for its input, not its weights
         (d_fake,) = self.discriminator(d_condition, out * pm_mask)
-        loss = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+        if self.m.loss == "wgan-gp":
+            loss = -d_fake.mean()
+        else:
+            loss = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
         if zr_mask is not None:
             loss = loss + self.m.zr_coefficient * ((out**2) * zr_mask).sum(dim=1).mean()
         self.opt_g.zero_grad(set_to_none=True)
@@ -228,6 +254,9 @@ class CFGAN(Recommender):
         layers_g: int = 1,
         layers_d: int = 1,
         scheme: str = "ZP",
+        loss: str = "bce",
+        gp_weight: float = 10.0,
+        noise_dim: int = 0,
         mode: str = "user",
         init: str = "random",
         refit: bool = False,
@@ -261,6 +290,9 @@ class CFGAN(Recommender):
         self.layers_g = layers_g
         self.layers_d = layers_d
         self.scheme = scheme
+        self.loss = loss
+        self.gp_weight = gp_weight
+        self.noise_dim = noise_dim
         self.mode = mode
         self.init = init
         self.refit = refit
@@ -363,6 +395,8 @@ class CFGAN(Recommender):
             raise ValueError("CFGAN blend=ease needs mode=user (EASE scores a user's items, not an item's users).")
         if not self.blend_weights or not all(0.0 <= w <= 1.0 for w in self.blend_weights):
             raise ValueError(f"CFGAN blend_weights must be between 0 and 1, got {self.blend_weights!r}.")
+        if self.noise_dim < 0 or self.gp_weight < 0:
+            raise ValueError(f"CFGAN noise_dim and gp_weight must be >= 0, got {self.noise_dim!r}, {self.gp_weight!r}.")
         if self.target == "held_out" and not self.input_dropout:
             raise ValueError("CFGAN target=held_out needs input_dropout > 0 (the held-out items are the dropped ones).")
 

@@ -69,18 +69,26 @@ class Generator(nn.Module):
 
     With `item_item`, a linear item-to-item path (no self-links: its diagonal is held at zero)
     runs beside the MLP; it can be started from a closed-form item-item model such as EASE.
+
+    With `noise_dim`, a noise vector z is read beside the condition (the GAN's usual input): a
+    linear map of z is added to the first layer's output. Without z (validation, serving) the
+    generator answers for z = 0, the noise's mean: one deterministic score per item.
     """
 
-    def __init__(self, n_items: int, hidden: int, layers: int, item_item: bool = False):
+    def __init__(self, n_items: int, hidden: int, layers: int, item_item: bool = False, noise_dim: int = 0):
         super().__init__()
         self.net = _mlp(n_items, hidden, layers, n_items)
         self.net[0] = ItemsIn.like(self.net[0])  # the same layer and start, able to read sparse conditions
+        self.noise_in = nn.Linear(noise_dim, hidden if layers else n_items, bias=False) if noise_dim else None
         self.item_item = nn.Linear(n_items, n_items, bias=False) if item_item else None
         if self.item_item is not None:
             nn.init.zeros_(self.item_item.weight)
 
-    def forward(self, condition: torch.Tensor | SparseRows) -> torch.Tensor:
-        out = self.net(condition)
+    def forward(self, condition: torch.Tensor | SparseRows, noise: torch.Tensor | None = None) -> torch.Tensor:
+        if noise is None or self.noise_in is None:
+            out = self.net(condition)
+        else:
+            out = self.net[1:](self.net[0](condition) + self.noise_in(noise))
         if self.item_item is not None:
             if isinstance(condition, SparseRows):
                 raise ValueError("the item-item path reads dense conditions only")
