@@ -255,7 +255,7 @@ class CFGAN(Recommender):
         layers_d: int = 1,
         scheme: str = "ZP",
         loss: str = "bce",
-        gp_weight: float = 10.0,
+        gp_weight: float = 1.0,
         noise_dim: int = 0,
         mode: str = "user",
         init: str = "random",
