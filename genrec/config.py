@@ -336,7 +336,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.reg_d": 0.001, "model.lr_g": 1e-4, "model.lr_d": 1e-4, "model.batch_g": 128, "model.batch_d": 128,
         "model.layers_g": 1, "model.layers_d": 4, "model.g_steps": 1, "model.d_steps": 1, "model.scheme": "ZR",
         "model.zr_ratio": 0.4, "model.pm_ratio": 0.2, "model.zr_coefficient": 0.1, "model.epochs": 550,
-        "model.patience": 100,
+        # Validation falls for the first ~175 epochs on Ciao before the generator learns (best near
+        # the cap; docs/results.md): a patience of 100 stopped it at epoch 101, at the start.
+        "model.patience": 550,
         "model.blend": "none",
     },
     # Trains in seconds on small data: for smoke tests, CI and the contract check.
