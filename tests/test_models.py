@@ -142,14 +142,19 @@ def test_wasserstein_critic_loss_with_its_gradient_penalty():
 
 
 def test_cfgan_noise_input_is_trained_and_served_at_its_mean():
+    from genrec.models.networks import Generator
+
     train, test = checkerboard(3)
     model = CFGAN(**{**CFGAN_FAST, "noise_dim": 8, "epochs": 200}).fit(train)
     generator = model.generator_
+    torch.manual_seed(CFGAN_FAST["seed"])  # the fit's start, as the trainer draws it
+    start = Generator(train.shape[1], CFGAN_FAST["hidden_g"], 1, noise_dim=8)
+    assert not torch.allclose(generator.noise_in.weight, start.noise_in.weight)  # the noise's map was trained
     rows = torch.from_numpy(train[:4].toarray())
     noise = torch.randn(4, 8, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         torch.testing.assert_close(generator(rows), generator(rows, torch.zeros(4, 8)))  # served at z = 0
-        assert not torch.allclose(generator(rows), generator(rows, noise))  # z is read: training saw it
+        assert not torch.allclose(generator(rows), generator(rows, noise))
     assert np.array_equal(model.score(np.arange(4)), model.score(np.arange(4)))
     assert evaluate_scores(model.score, train, test, ks=(1,)).metrics["ndcg@1"] == 1.0
 

@@ -75,7 +75,10 @@ class CFGANTrainer:
         # reg/2 * ||w||^2 in the loss (CFGAN's tf.nn.l2_loss) has the gradient reg * w: Adam's
         # (coupled) weight decay adds exactly that, without a pass over the weights per step.
         # The item-item path keeps its own (closed-form) regularisation: no decay.
-        groups = [{"params": list(self.generator.net.parameters()), "weight_decay": model.reg_g}]
+        mlp = list(self.generator.net.parameters())
+        if self.generator.noise_in is not None:
+            mlp += list(self.generator.noise_in.parameters())
+        groups = [{"params": mlp, "weight_decay": model.reg_g}]
         if init is not None:
             lr = model.lr_g if model.lr_item_item is None else model.lr_item_item
             if lr > 0:
@@ -192,7 +195,8 @@ class CFGANTrainer:
         self.opt_d.step()
         return float(loss.detach())
 
-    def _critic_loss(self, condition, target: torch.Tensor, target_in, fake: torch.Tensor) -> torch.Tensor:
+    def _critic_loss(self, condition: torch.Tensor | SparseRows, target: torch.Tensor,
+                     target_in: torch.Tensor | SparseRows, fake: torch.Tensor) -> torch.Tensor:
         """WGAN-GP: D is a critic, minimising D(fake) - D(real) plus `gp_weight` x (|grad D| - 1)^2 at
         random points between the real and the generated vector (the gradient penalty)."""
         share = torch.rand(len(target), 1, generator=self.torch_rng, device=self.device)
