@@ -75,10 +75,9 @@ class CFGANTrainer:
         # reg/2 * ||w||^2 in the loss (CFGAN's tf.nn.l2_loss) has the gradient reg * w: Adam's
         # (coupled) weight decay adds exactly that, without a pass over the weights per step.
         # The item-item path keeps its own (closed-form) regularisation: no decay.
-        mlp = list(self.generator.net.parameters())
-        if self.generator.noise_in is not None:
-            mlp += list(self.generator.noise_in.parameters())
-        groups = [{"params": mlp, "weight_decay": model.reg_g}]
+        item_item = self.generator.item_item
+        decayed = [p for p in self.generator.parameters() if item_item is None or p is not item_item.weight]
+        groups = [{"params": decayed, "weight_decay": model.reg_g}]
         if init is not None:
             lr = model.lr_g if model.lr_item_item is None else model.lr_item_item
             if lr > 0:
