@@ -12,10 +12,9 @@ from genrec.models.pop import Popularity
 FAMILIES: dict[str, type[Recommender]] = {"cfgan": CFGAN, "ease": EASE, "itemknn": ItemKNN, "pop": Popularity}
 CFGAN_FIELDS = (
     "device", "seed", "epochs", "patience", "hidden_g", "hidden_d", "layers_g", "layers_d", "scheme", "loss",
-    "gp_weight", "noise_dim", "mode", "init",
-    "refit", "blend", "blend_weights", "blend_max_items", "target", "lr_item_item", "ease_lambdas", "zr_ratio",
-    "pm_ratio", "zr_coefficient", "input_dropout", "ema_decay", "reg_g", "reg_d", "lr_g", "lr_d", "batch_g",
-    "batch_d", "g_steps", "d_steps",
+    "gp_weight", "noise_dim", "mode", "init", "refit", "blend", "blend_weights", "blend_max_items", "target",
+    "lr_item_item", "ease_lambdas", "zr_ratio", "pm_ratio", "zr_coefficient", "input_dropout", "ema_decay", "reg_g",
+    "reg_d", "lr_g", "lr_d", "batch_g", "batch_d", "g_steps", "d_steps",
 )
 
 
