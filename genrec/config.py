@@ -103,7 +103,9 @@ class ModelConfig:
     epochs: int = 300
     """Maximum number of epochs (one epoch: `d_steps` passes of D, then `g_steps` passes of G)."""
     patience: int = 30
-    """Stop when validation NDCG@20 has not improved for this many epochs."""
+    """Stop when validation NDCG@20 has not improved for this many epochs. CFGAN counts them only
+    once its generator ranks better than popularity on validation: below that it has not started
+    learning (on sparse data a GAN can take a few hundred epochs to start)."""
     hidden_g: int = 400
     """Width of the generator's hidden layers."""
     hidden_d: int = 125
@@ -337,7 +339,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.layers_g": 1, "model.layers_d": 4, "model.g_steps": 1, "model.d_steps": 1, "model.scheme": "ZR",
         "model.zr_ratio": 0.4, "model.pm_ratio": 0.2, "model.zr_coefficient": 0.1, "model.epochs": 550,
         # Validation falls for the first ~175 epochs on Ciao before the generator learns (best near
-        # the cap; docs/results.md): a patience of 100 stopped it at epoch 101, at the start.
+        # the cap; docs/results.md): a patience of 100 stopped it at epoch 101, at the start, before
+        # patience waited for popularity to be beaten. Measured with the whole run.
         "model.patience": 550,
         "model.blend": "none",
     },

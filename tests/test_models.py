@@ -102,6 +102,24 @@ def test_cfgan_early_stops_on_validation_and_keeps_best_epoch():
     assert {"d_loss", "g_loss", "val_ndcg@20"} <= set(model.history_[0])
 
 
+def test_cfgan_patience_waits_until_the_generator_beats_popularity(caplog):
+    """Every validation item is the most popular item its user has not seen, so popularity's
+    NDCG@20 is 1 and no generator beats it: patience never starts counting and every epoch runs
+    (an untrained generator's flat score would stop it at epoch 3 with patience 2)."""
+    rng = np.random.default_rng(0)
+    train = np.zeros((30, 12), np.float32)
+    train[10:, 0] = 1  # item 0: the most popular, unseen by users 0-9
+    for u in range(30):
+        train[u, rng.choice(np.arange(1, 12), size=3, replace=False)] = 1
+    validation = np.zeros_like(train)
+    validation[:10, 0] = 1
+    model = CFGAN(**{**CFGAN_FAST, "lr_g": 0.0, "epochs": 8, "patience": 2}).fit(
+        sp.csr_matrix(train), validation=sp.csr_matrix(validation))
+    assert model.popularity_score_ == 1.0
+    assert len(model.history_) == 8
+    assert "never ranked better than popularity" in caplog.text
+
+
 def test_cfgan_is_seeded():
     train, _ = checkerboard(2)
     a = CFGAN(**{**CFGAN_FAST, "epochs": 5}).fit(train).score(np.arange(4))

@@ -341,6 +341,7 @@ class CFGAN(Recommender):
         self.history_: list[dict[str, float]] = []
         # Without validation every epoch runs and the last generator is kept.
         self.best_epoch_, self.best_score_, self.init_score_ = self.epochs, -math.inf, None
+        self.popularity_score_ = None  # validation's popularity floor, below which patience waits
         self.train_ = refit_matrix(train, validation)  # what `score(users)` conditions on from now on
         refit = self.refit and validation is not None
         selected = self._run(train, validation, device, on_epoch, refit_train=self.train_ if refit else None)
@@ -434,6 +435,7 @@ class CFGAN(Recommender):
         best_state = selected_state = None  # the kept generator's and the selection run's, at the best epoch
         if validation is not None:
             self.best_epoch_ = 0
+            self.popularity_score_ = _popularity_score(train, validation)
             if self.init == "ease":
                 self.generator_.eval()
                 self.init_score_ = self.best_score_ = self._validate(train, validation)
@@ -474,7 +476,10 @@ class CFGAN(Recommender):
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds")})
-                if validation is not None and epoch - self.best_epoch_ >= self.patience:
+                # Patience counts once the generator ranks better than popularity: below it, it has
+                # not started learning yet (on sparse data a GAN can take 100s of epochs to start).
+                started = validation is not None and self.best_score_ > self.popularity_score_
+                if started and epoch - self.best_epoch_ >= self.patience:
                     log.info("early stop at epoch %d (best %d, val ndcg@20 %.4f)", epoch, self.best_epoch_,
                              self.best_score_)
                     break
@@ -484,6 +489,10 @@ class CFGAN(Recommender):
                 torch.set_num_threads(threads)
             if bar is not None:
                 bar.close()
+        if validation is not None and self.history_ and self.best_score_ <= self.popularity_score_:
+            log.warning("CFGAN never ranked better than popularity on validation (best ndcg@20 %.4f, popularity "
+                        "%.4f) in %d epochs: more epochs or another preset may help.", self.best_score_,
+                        self.popularity_score_, len(self.history_))
         if selected_state is not None:
             trainer.kept_generator.load_state_dict(selected_state)
         if twin is not None and best_state is not None:
@@ -580,6 +589,16 @@ def _forward(generator: Generator, conditions: sp.csr_matrix, columns: np.ndarra
     if not np.isfinite(out).all():
         raise TrainingDivergedError("CFGAN produced non-finite scores.")
     return out
+
+
+def _popularity_score(train: sp.csr_matrix, validation: sp.csr_matrix) -> float:
+    """Validation NDCG@20 of ranking every user's unseen items by popularity in `train`."""
+    from genrec.evaluation import evaluate_scores
+    from genrec.models.pop import Popularity
+
+    pop = Popularity().fit(train)
+    return evaluate_scores(lambda users: pop.score_known(train, users), train, validation,
+                           ks=(20,)).metrics["ndcg@20"]
 
 
 def mix_scores(weight: float, generated: np.ndarray, ease: np.ndarray) -> np.ndarray:
