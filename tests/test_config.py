@@ -14,6 +14,13 @@ def test_presets_and_overrides():
     assert load_config("default", ["data.rating_threshold=none"]).data.rating_threshold is None
 
 
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_loads_and_keeps_its_values(name):
+    flat = load_config(name).flat()
+    assert {key: flat[key] for key in PRESETS[name]} == {
+        key: tuple(value) if isinstance(value, list) else value for key, value in PRESETS[name].items()}
+
+
 def test_config_file(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('preset = "tiny"\n[model]\nhidden_g = 17\n')
