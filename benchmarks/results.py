@@ -6,12 +6,16 @@ full Online Retail log: the table in docs/results.md.
     .venv/bin/python benchmarks/results.py --datasets ML100K --models cfgan --seeds 0 1 2 3 4
     .venv/bin/python benchmarks/results.py --models cfgan=cfgan-ml100k      # a preset for one model
     .venv/bin/python benchmarks/results.py --models cfgan --set model.device=cuda
+    .venv/bin/python benchmarks/results.py --datasets Ciao --models cfgan=cfgan-wgan --against ease
 
 A model is a family name (`pop`, `itemknn`, `ease`, `cfgan`), optionally `=PRESET` (e.g.
 `cfgan=cfgan-ml100k`, the authors' hyperparameters). Every hyperparameter choice and early stop
 sees only the validation split carved out of the training data; the test split is scored once.
 Reads ../shared/data (never copied into the repo); a data set that is absent is skipped with a
-message. Prints one markdown row per model and data set as it goes, then the whole table.
+message. Prints one markdown row per model and data set as it goes, then the whole table. With
+`--against MODEL` (e.g. `ease`), each run's NDCG@20 is also compared with MODEL's (fitted once per
+data set, seed 0) on the same test users: the mean per-user difference and its 95% paired bootstrap
+interval (2,000 samples, as the gate computes it), so a gap can be told from the test set's noise.
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
 
 from genrec import data as gdata
 from genrec import preprocessing
 from genrec.config import load_config
 from genrec.evaluation import evaluate_scores
+from genrec.gating import paired_bootstrap
 from genrec.models import make_model
 from genrec.preprocessing import PreparedData, from_split
 
@@ -51,15 +59,29 @@ def load(name: str, data_dir: Path, config: str) -> PreparedData | None:
     return from_split(gdata.load_interactions(train, "cfgan"), gdata.load_interactions(test, "cfgan"), cfg.prepare)
 
 
-def run(data: PreparedData, model: str, seed: int, overrides: list[str]) -> tuple[dict[str, float], float, dict]:
+class Run(NamedTuple):
+    metrics: dict[str, float]
+    fit_seconds: float
+    chosen: dict
+    ndcg20: np.ndarray
+    """Per test user, in the order of the test users (the same for every model on a data set)."""
+
+
+def run(data: PreparedData, model: str, seed: int, overrides: list[str]) -> Run:
     family, _, preset = model.partition("=")
     cfg = load_config(preset or "default", [*overrides, f"model.name={family}", f"model.seed={seed}"])
     start = time.perf_counter()
     fitted = make_model(cfg.model).fit(data.train, data.validation)
     fit_seconds = time.perf_counter() - start
     known = data.known
-    metrics = evaluate_scores(lambda u: fitted.score_known(known, u), known, data.test, KS).metrics
-    return metrics, fit_seconds, dict(fitted.chosen_params_)
+    result = evaluate_scores(lambda u: fitted.score_known(known, u), known, data.test, KS)
+    return Run(result.metrics, fit_seconds, dict(fitted.chosen_params_), result.per_user["ndcg@20"])
+
+
+def compared(run: Run, reference: Run) -> str:
+    """NDCG@20 of `run` minus `reference`'s, per test user: the mean and its 95% paired interval."""
+    delta, low, high = paired_bootstrap(run.ndcg20, reference.ndcg20, samples=2000, seed=0)
+    return f"ndcg@20 {delta:+.4f} (95% paired interval {low:+.4f} to {high:+.4f}, {len(run.ndcg20)} users)"
 
 
 def header() -> str:
@@ -68,17 +90,17 @@ def header() -> str:
     return "| data | model | " + " | ".join(cols) + " | fit s | chosen |\n|" + "---|" * (len(cols) + 4)
 
 
-def row(dataset: str, model: str, runs: list[tuple[dict[str, float], float, dict]]) -> str:
+def row(dataset: str, model: str, runs: list[Run]) -> str:
     cells = []
     for k in KS:
         for m in METRICS:
-            values = [r[0][f"{m}@{k}"] for r in runs]
+            values = [r.metrics[f"{m}@{k}"] for r in runs]
             cell = f"{statistics.mean(values):.4f}"
             if len(values) > 1:
                 cell += f" ± {statistics.stdev(values):.4f}"
             cells.append(cell)
-    fits = [r[1] for r in runs]
-    chosen = "; ".join(f"{k}={v}" for k, v in runs[0][2].items()) if len(runs) == 1 else f"{len(runs)} seeds"
+    fits = [r.fit_seconds for r in runs]
+    chosen = "; ".join(f"{k}={v}" for k, v in runs[0].chosen.items()) if len(runs) == 1 else f"{len(runs)} seeds"
     return f"| {dataset} | {model} | " + " | ".join(cells) + f" | {statistics.mean(fits):.1f} | {chosen} |"
 
 
@@ -89,6 +111,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--data-dir", type=Path, default=SHARED)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="a config override for every model")
+    parser.add_argument("--against", metavar="MODEL",
+                        help="compare each run's NDCG@20 with MODEL's on the same test users (paired bootstrap)")
     args = parser.parse_args()
 
     rows = []
@@ -99,13 +123,17 @@ def main() -> None:
             continue
         print(f"<!-- {name}: {data.n_users} users, {data.n_items} items, train {data.train.nnz}, "
               f"validation {data.validation.nnz}, test {data.test.nnz} -->", flush=True)
+        reference = run(data, args.against, 0, args.overrides) if args.against else None
         for model in args.models:
             runs = []
             for seed in args.seeds:
                 runs.append(run(data, model, seed, args.overrides))
                 if len(args.seeds) > 1:
-                    print(f"<!-- {name} {model} seed {seed}: ndcg@20 {runs[-1][0]['ndcg@20']:.4f}, "
-                          f"fit {runs[-1][1]:.1f} s, {runs[-1][2]} -->", flush=True)
+                    print(f"<!-- {name} {model} seed {seed}: ndcg@20 {runs[-1].metrics['ndcg@20']:.4f}, "
+                          f"fit {runs[-1].fit_seconds:.1f} s, {runs[-1].chosen} -->", flush=True)
+                if reference is not None:
+                    print(f"<!-- {name} {model} seed {seed} against {args.against}: "
+                          f"{compared(runs[-1], reference)} -->", flush=True)
             line = row(name, model, runs)
             rows.append(line)
             print(line, flush=True)
