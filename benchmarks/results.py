@@ -127,7 +127,8 @@ def main() -> None:
         for model in args.models:
             runs = []
             for seed in args.seeds:
-                runs.append(run(data, model, seed, args.overrides))
+                same_as_reference = reference is not None and (model, seed) == (args.against, 0)
+                runs.append(reference if same_as_reference else run(data, model, seed, args.overrides))
                 if len(args.seeds) > 1:
                     print(f"<!-- {name} {model} seed {seed}: ndcg@20 {runs[-1].metrics['ndcg@20']:.4f}, "
                           f"fit {runs[-1].fit_seconds:.1f} s, {runs[-1].chosen} -->", flush=True)
