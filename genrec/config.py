@@ -316,7 +316,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The GAN alone for a larger catalogue such as Online Retail's, where `cfgan-wgan` learns slowly
     # (docs/results.md): `default`'s ZR generator and cross-entropy loss, three times as wide (600:
     # on that log's 3,665 items the width of 200 peaks lower) with more input dropout (0.7),
-    # refitted on train + validation; no blend. Weaker than `cfgan-wgan` on ML-100K and Ciao.
+    # refitted on train + validation; no blend. Weaker than `cfgan-wgan` on ML-100K and Ciao; made
+    # item-based (`model.mode=item`, for evaluation only) it is the best GAN alone on Ciao.
     "cfgan-wide": {
         **_DEFAULT, "model.hidden_g": 600, "model.input_dropout": 0.7, "model.refit": True, "model.blend": "none",
     },
