@@ -305,7 +305,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         **_DEFAULT, "model.scheme": "ZP", "model.init": "ease", "model.blend": "none", "model.refit": True,
         "model.lr_g": 1e-4, "model.lr_d": 1e-4, "model.epochs": 100, "model.patience": 10,
     },
-    # genrec's GAN alone, the best found (docs/results.md): the ZP scheme with a Wasserstein loss and
+    # genrec's GAN alone, the best found on ML-100K (docs/results.md): the ZP scheme with a Wasserstein loss and
     # gradient penalty, a wider critic (250), input dropout 0.3, one G pass per two critic passes at a
     # learning rate of 1e-3, refitted on train + validation; no blend. Slower than `default`.
     "cfgan-wgan": {
