@@ -305,9 +305,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         **_DEFAULT, "model.scheme": "ZP", "model.init": "ease", "model.blend": "none", "model.refit": True,
         "model.lr_g": 1e-4, "model.lr_d": 1e-4, "model.epochs": 100, "model.patience": 10,
     },
-    # genrec's GAN alone, the best found on ML-100K (docs/results.md): the ZP scheme with a Wasserstein loss and
-    # gradient penalty, a wider critic (250), input dropout 0.3, one G pass per two critic passes at a
-    # learning rate of 1e-3, refitted on train + validation; no blend. Slower than `default`.
+    # genrec's GAN alone, the best found on ML-100K (docs/results.md): the ZP scheme with a Wasserstein
+    # loss and gradient penalty, a wider critic (250), input dropout 0.3, one G pass per two critic
+    # passes at a learning rate of 1e-3, refitted on train + validation; no blend. Slower than `default`.
     "cfgan-wgan": {
         **_DEFAULT, "model.scheme": "ZP", "model.loss": "wgan-gp", "model.gp_weight": 1.0, "model.hidden_d": 250,
         "model.input_dropout": 0.3, "model.lr_g": 1e-3, "model.lr_d": 1e-3, "model.d_steps": 2, "model.g_steps": 1,
