@@ -94,6 +94,11 @@ class ModelConfig:
     """EASE: L2 strengths tried; the one with the best validation NDCG@20 is kept."""
     knn_neighbours: tuple[int, ...] = (10, 25, 50, 100, 200, 400)
     """ItemKNN: neighbourhood sizes tried; the best on validation NDCG@20 is kept."""
+    tuning_repeats: int = 5
+    """EASE's lambda (also inside CFGAN's blend and start) and ItemKNN's k are chosen by the mean
+    validation NDCG@20 over this many carve-outs of the training data: the validation split, then
+    more drawn from train + validation with each user's validation count kept (a fixed seed). One
+    carve-out's choice is noisy; each more costs one more round of fits. 1: the validation split only."""
     knn_shrink: float = 0.0
     """ItemKNN: shrink term added to the cosine's denominator."""
     device: str = "auto"
@@ -463,6 +468,8 @@ def load_config(source: str | None = None, overrides: list[str] | tuple[str, ...
         value = getattr(cfg.model, name)
         if value not in allowed:
             raise UsageError(f"model.{name} must be one of {', '.join(allowed)}, got {value!r}.")
+    if cfg.model.tuning_repeats < 1:
+        raise UsageError(f"model.tuning_repeats must be at least 1, got {cfg.model.tuning_repeats}.")
     if cfg.model.init == "ease" and cfg.model.mode != "user":
         raise UsageError("model.init=ease needs model.mode=user.")
     if cfg.model.name == "cfgan" and cfg.model.blend == "ease" and cfg.model.mode != "user":

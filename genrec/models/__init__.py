@@ -13,7 +13,7 @@ FAMILIES: dict[str, type[Recommender]] = {"cfgan": CFGAN, "ease": EASE, "itemknn
 CFGAN_FIELDS = (
     "device", "seed", "epochs", "patience", "hidden_g", "hidden_d", "layers_g", "layers_d", "scheme", "loss",
     "gp_weight", "noise_dim", "mode", "init", "refit", "blend", "blend_weights", "blend_max_items", "target",
-    "lr_item_item", "ease_lambdas", "zr_ratio", "pm_ratio", "zr_coefficient", "input_dropout", "ema_decay", "reg_g",
+    "lr_item_item", "ease_lambdas", "tuning_repeats", "zr_ratio", "pm_ratio", "zr_coefficient", "input_dropout", "ema_decay", "reg_g",
     "reg_d", "lr_g", "lr_d", "batch_g", "batch_d", "g_steps", "d_steps",
 )
 
@@ -27,9 +27,9 @@ def make_model(cfg: ModelConfig, progress: bool = False) -> Recommender:
     if cfg.name == "pop":
         return Popularity()
     if cfg.name == "ease":
-        return EASE(lambdas=cfg.ease_lambdas)
+        return EASE(lambdas=cfg.ease_lambdas, tuning_repeats=cfg.tuning_repeats)
     if cfg.name == "itemknn":
-        return ItemKNN(neighbours=cfg.knn_neighbours, shrink=cfg.knn_shrink)
+        return ItemKNN(neighbours=cfg.knn_neighbours, shrink=cfg.knn_shrink, tuning_repeats=cfg.tuning_repeats)
     return CFGAN(**{k: getattr(cfg, k) for k in CFGAN_FIELDS}, progress=progress)
 
 

@@ -269,6 +269,7 @@ class CFGAN(Recommender):
         target: str = "history",
         lr_item_item: float | None = None,
         ease_lambdas: tuple[float, ...] = (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 800.0, 1200.0, 2000.0),
+        tuning_repeats: int = 5,
         zr_ratio: float = 0.7,
         pm_ratio: float = 0.7,
         zr_coefficient: float = 0.03,
@@ -305,6 +306,7 @@ class CFGAN(Recommender):
         self.target = target
         self.lr_item_item = lr_item_item
         self.ease_lambdas = ease_lambdas
+        self.tuning_repeats = tuning_repeats
         self.zr_ratio = zr_ratio
         self.pm_ratio = pm_ratio
         self.zr_coefficient = zr_coefficient
@@ -507,12 +509,10 @@ class CFGAN(Recommender):
                                ks=(20,)).metrics["ndcg@20"]
 
     def _choose_lambda(self, train: sp.csr_matrix, validation: sp.csr_matrix | None) -> float:
-        """EASE's lambda for the item-item start or the blend: fitted on `train`, chosen on validation."""
-        from genrec.models.ease import ease_weights, linear_scorer
+        """EASE's lambda for the item-item start or the blend, chosen as EASE itself chooses it."""
+        from genrec.models.ease import choose_lambda
 
-        lam, _ = choose_on_validation(
-            self.ease_lambdas, lambda lam: linear_scorer(ease_weights(train, lam)), train, validation)
-        return lam
+        return choose_lambda(self.ease_lambdas, train, validation, self.tuning_repeats)[0]
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
