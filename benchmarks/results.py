@@ -10,7 +10,7 @@ full Online Retail log: the table in docs/results.md.
 
 A model is a family name (`pop`, `itemknn`, `ease`, `cfgan`), optionally `=PRESET` (e.g.
 `cfgan=cfgan-ml100k`, the authors' hyperparameters). Every hyperparameter choice and early stop
-sees only the validation split carved out of the training data; the test split is scored once.
+sees only validation carve-outs of the training data; the test split is scored once.
 Reads ../shared/data (never copied into the repo); a data set that is absent is skipped with a
 message. Prints one markdown row per model and data set as it goes, then the whole table. With
 `--against MODEL` (e.g. `ease`), each run's NDCG@20 is also compared with MODEL's (fitted once per

@@ -1,10 +1,10 @@
 """EASE (Steck, WWW 2019): a closed-form linear item-item model, B = I - P diag(1/diag(P)),
 P = (X^T X + lambda I)^-1, with a zero diagonal. The strongest simple baseline on these data sets.
 
-lambda is chosen by the mean validation NDCG@20 over `tuning_repeats` carve-outs of the training data (the
-given validation split and more drawn from train + validation; `tuning.carve_outs`), then the model
-is refitted on train + validation. The item x item matrix is dense: memory grows with the square of the
-catalogue (about 8 bytes x items^2), which is EASE's own limit, not the data's.
+lambda is chosen by the mean validation NDCG@20 over `tuning_repeats` carve-outs of the training
+data (the given validation split and more drawn from train + validation; `tuning.carve_outs`), then
+the model is refitted on train + validation. The item x item matrix is dense: memory grows with the
+square of the catalogue (about 8 bytes x items^2), which is EASE's own limit, not the data's.
 """
 
 from __future__ import annotations
