@@ -130,6 +130,7 @@ def test_the_mean_over_carve_outs_overrules_one_carve_out():
 
     one, one_scores = choose_on_carve_outs(["popularity", "knows-the-split"], scorers_on, train, validation, repeats=1)
     assert one == "knows-the-split" and one_scores["knows-the-split"] > 0.99
-    five, five_scores = choose_on_carve_outs(["popularity", "knows-the-split"], scorers_on, train, validation, repeats=5)
+    five, five_scores = choose_on_carve_outs(["popularity", "knows-the-split"], scorers_on, train, validation,
+                                             repeats=5)
     assert five == "popularity" and five_scores["knows-the-split"] < 0.5
     assert choose_on_validation(["popularity", "knows-the-split"], scorers_on(train), train, validation)[0] == one

@@ -13,8 +13,8 @@ FAMILIES: dict[str, type[Recommender]] = {"cfgan": CFGAN, "ease": EASE, "itemknn
 CFGAN_FIELDS = (
     "device", "seed", "epochs", "patience", "hidden_g", "hidden_d", "layers_g", "layers_d", "scheme", "loss",
     "gp_weight", "noise_dim", "mode", "init", "refit", "blend", "blend_weights", "blend_max_items", "target",
-    "lr_item_item", "ease_lambdas", "tuning_repeats", "zr_ratio", "pm_ratio", "zr_coefficient", "input_dropout", "ema_decay", "reg_g",
-    "reg_d", "lr_g", "lr_d", "batch_g", "batch_d", "g_steps", "d_steps",
+    "lr_item_item", "ease_lambdas", "tuning_repeats", "zr_ratio", "pm_ratio", "zr_coefficient", "input_dropout",
+    "ema_decay", "reg_g", "reg_d", "lr_g", "lr_d", "batch_g", "batch_d", "g_steps", "d_steps",
 )
 
 
