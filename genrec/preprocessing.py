@@ -104,13 +104,8 @@ def split_per_user(
     one) to test and round(validation_fraction * rest) (at least one if two remain) to validation;
     a fraction of 0 gives none.
     """
-    rng = np.random.default_rng(prepare.seed)
-    order = np.lexsort((rng.random(len(users)), users))
-    sorted_users = users[order]
-    counts = np.bincount(users, minlength=n_users)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.arange(len(users)) - starts[sorted_users]
-    n = counts[sorted_users]
+    rank = random_rank_per_user(users, n_users, np.random.default_rng(prepare.seed))
+    n = np.bincount(users, minlength=n_users)[users]
     splittable = n >= prepare.min_interactions_to_split
     n_test = np.where(splittable & (prepare.test_fraction > 0), np.maximum(1, np.rint(prepare.test_fraction * n)), 0)
     rest = n - n_test
@@ -119,10 +114,17 @@ def split_per_user(
         np.maximum(1, np.rint(prepare.validation_fraction * rest)),
         0,
     )
-    part_sorted = np.where(rank < n_test, 2, np.where(rank < n_test + n_val, 1, 0)).astype(np.int8)
-    part = np.empty_like(part_sorted)
-    part[order] = part_sorted
-    return part
+    return np.where(rank < n_test, 2, np.where(rank < n_test + n_val, 1, 0)).astype(np.int8)
+
+
+def random_rank_per_user(users: np.ndarray, n_users: int, rng: np.random.Generator) -> np.ndarray:
+    """Each interaction's place (0, 1, ...) in a random order of its user's interactions: the first
+    n of a user are a random draw of n of them."""
+    order = np.lexsort((rng.random(len(users)), users))
+    starts = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=n_users))[:-1]])
+    rank = np.empty(len(users), dtype=np.int64)
+    rank[order] = np.arange(len(users)) - starts[users[order]]
+    return rank
 
 
 def prepare(implicit: pd.DataFrame, prepare: PrepareConfig) -> PreparedData:

@@ -7,6 +7,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from genrec.preprocessing import random_rank_per_user
+
 Scorer = Callable[[sp.csr_matrix], Any]
 """Maps users' histories (rows of 0/1) to their scores for every item."""
 
@@ -74,15 +76,11 @@ def carve_outs(
         return folds
     full = refit_matrix(train, validation)
     full.sort_indices()
-    counts = np.diff(full.indptr)
-    rows = np.repeat(np.arange(full.shape[0]), counts)
+    rows = np.repeat(np.arange(full.shape[0]), np.diff(full.indptr))
     wanted = np.diff(validation.tocsr().indptr)[rows]
     rng = np.random.default_rng(seed)
     for _ in range(repeats - 1):
-        order = np.lexsort((rng.random(full.nnz), rows))  # a random order within each user's row
-        rank = np.empty(full.nnz, dtype=np.int64)
-        rank[order] = np.arange(full.nnz) - full.indptr[rows[order]]
-        held = rank < wanted
+        held = random_rank_per_user(rows, full.shape[0], rng) < wanted
         folds.append((_part(full, rows, ~held), _part(full, rows, held)))
     return folds
 
