@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from genrec.config import CFGAN_CHOICES
 from genrec.errors import NotFittedError, TrainingDivergedError, UsageError
 from genrec.models.base import EpochCallback, Recommender
+from genrec.models.ease import LAMBDAS as EASE_LAMBDAS
 from genrec.models.networks import Discriminator, Generator, SparseRows
 from genrec.models.tuning import choose_on_validation, refit_matrix
 
@@ -268,7 +269,7 @@ class CFGAN(Recommender):
         blend_max_items: int = 20000,
         target: str = "history",
         lr_item_item: float | None = None,
-        ease_lambdas: tuple[float, ...] = (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 800.0, 1200.0, 2000.0),
+        ease_lambdas: tuple[float, ...] = EASE_LAMBDAS,
         tuning_repeats: int = 5,
         zr_ratio: float = 0.7,
         pm_ratio: float = 0.7,
