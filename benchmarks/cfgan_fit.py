@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/cfgan_fit.py                        # ML-100K, default preset, CPU/CUDA auto
     .venv/bin/python benchmarks/cfgan_fit.py --seeds 0 1 2 3 4      # mean ± sd over seeds
-    .venv/bin/python benchmarks/cfgan_fit.py --set model.device=cuda --split Ciao
+    .venv/bin/python benchmarks/cfgan_fit.py --set train.device=cuda --split Ciao
     .venv/bin/python benchmarks/cfgan_fit.py --config cfgan-ml100k                  # the authors' setup
 
 Reads ../shared/data/cfgan-splits (never copied into the repo); exits 0 with a message if absent.
@@ -19,11 +19,9 @@ from pathlib import Path
 
 import torch
 
+from genrec import pipeline
 from genrec.config import load_config
 from genrec.data import load_interactions
-from genrec.evaluation import evaluate_scores
-from genrec.models import make_model
-from genrec.models.pop import Popularity
 from genrec.preprocessing import from_split
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cfgan-splits"
@@ -46,8 +44,7 @@ def main() -> None:
         return
     cfg = load_config(args.config, args.overrides)
     data = from_split(load_interactions(train_path, "cfgan"), load_interactions(test_path, "cfgan"), cfg.prepare)
-    known = data.known
-    pop = evaluate_scores(Popularity().fit(data.train).score, known, data.test, cfg.eval.ks).metrics
+    pop = pipeline.popularity_baseline(data, data, cfg).metrics
     print(f"{args.split}: {data.n_users} users, {data.n_items} items, train {data.train.nnz}, "
           f"validation {data.validation.nnz}, test {data.test.nnz}; popularity ndcg@20 {pop['ndcg@20']:.4f}")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cuda {torch.cuda.is_available()}"
@@ -57,20 +54,18 @@ def main() -> None:
         return
     scores = []
     for seed in args.seeds:
-        model_cfg = load_config(args.config, args.overrides + [f"model.seed={seed}"]).model
+        seeded = load_config(args.config, args.overrides + [f"train.seed={seed}"])
         start = time.perf_counter()
-        model = make_model(model_cfg).fit(data.train, data.validation)
+        model = pipeline.train(data, seeded)
         fit = time.perf_counter() - start
         start = time.perf_counter()
-        metrics = evaluate_scores(lambda u: model.score_known(known, u), known, data.test, cfg.eval.ks).metrics
+        metrics = pipeline.evaluate(model, data, seeded).metrics
         evaluation = time.perf_counter() - start
-        epochs = len(getattr(model, "history_", [])) or 1
+        loop = model.training_
         scores.append(metrics["ndcg@20"])
-        start_score = f", validation ndcg@20 at the EASE start {model.init_score_:.4f}" if model.init_score_ else ""
-        print(f"seed {seed}: device {getattr(model, 'trained_on_', 'cpu')}, {epochs} epochs "
-              f"(best {model.best_epoch_}, validation ndcg@20 {model.best_score_:.4f}{start_score}"
-              f"{', then refit' if model.chosen_params_.get('refit') else ''}"
-              f"{blend_note(model.chosen_params_)}), fit {fit:.1f} s, "
+        trained = (f"{len(loop.history)} epochs (best {loop.best_epoch}, validation ndcg@20 {loop.best_score:.4f}"
+                   f"{', then refit' if loop.refit else ''})") if loop is not None else "no training loop"
+        print(f"seed {seed}: {trained}{blend_note(model.chosen_params_)}, fit {fit:.1f} s, "
               f"eval {evaluation:.2f} s; ndcg@20 {metrics['ndcg@20']:.4f}, p@20 {metrics['precision@20']:.4f}, "
               f"r@20 {metrics['recall@20']:.4f}, mrr@20 {metrics['mrr@20']:.4f}, ndcg@5 {metrics['ndcg@5']:.4f}, "
               f"p@5 {metrics['precision@5']:.4f}", flush=True)
@@ -86,21 +81,22 @@ def blend_note(chosen: dict) -> str:
 
 def time_epochs(cfg, train, n: int) -> None:
     """Seconds per training epoch (D and G passes only), the figure the speed targets are about."""
-    from genrec.models.cfgan import CFGANTrainer, resolve_device
+    from genrec.models.cfgan.trainer import CFGANTrainer
+    from genrec.training import resolve_device
 
-    model = make_model(cfg.model)
-    matrix = train.tocsr().astype("float32")
-    trainer = CFGANTrainer(model, matrix if model.mode == "user" else matrix.T.tocsr(), resolve_device(model.device))
-    trainer.epoch()
+    section = cfg.model.section("cfgan")
+    rows = train if section.mode == "user" else train.T.tocsr()
+    trainer = CFGANTrainer(section, rows, resolve_device(cfg.train.device), cfg.train.seed)
+    trainer.train_epoch()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(n):
-        trainer.epoch()
+        trainer.train_epoch()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    print(f"{(time.perf_counter() - start) / n:.3f} s/epoch over {n} epochs ({model.mode}-based, "
-          f"batch G {model.batch_g} / D {model.batch_d}, {model.g_steps} G and {model.d_steps} D passes per epoch)")
+    print(f"{(time.perf_counter() - start) / n:.3f} s/epoch over {n} epochs ({section.mode}-based, "
+          f"batch G {section.batch_g} / D {section.batch_d}, {section.g_steps} G and {section.d_steps} D passes per epoch)")
 
 
 if __name__ == "__main__":

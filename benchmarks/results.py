@@ -5,11 +5,13 @@ full Online Retail log: the table in docs/results.md.
     .venv/bin/python benchmarks/results.py --datasets ML100K --models ease cfgan
     .venv/bin/python benchmarks/results.py --datasets ML100K --models cfgan --seeds 0 1 2 3 4
     .venv/bin/python benchmarks/results.py --models cfgan=cfgan-ml100k      # a preset for one model
-    .venv/bin/python benchmarks/results.py --models cfgan --set model.device=cuda
+    .venv/bin/python benchmarks/results.py --models cfgan --set train.device=cuda
     .venv/bin/python benchmarks/results.py --datasets Ciao --models cfgan=cfgan-wgan --against ease
 
 A model is a family name (`pop`, `itemknn`, `ease`, `cfgan`), optionally `=PRESET` (e.g.
-`cfgan=cfgan-ml100k`, the authors' hyperparameters). Every hyperparameter choice and early stop
+`cfgan=cfgan-ml100k`, the authors' hyperparameters); `--set` overrides apply to every model. With the
+`default` preset, `cfgan` is blended with EASE as `genrec run` trains it; another family is fitted
+alone. Every hyperparameter choice and early stop
 sees only validation carve-outs of the training data; the test split is scored once.
 Reads ../shared/data (never copied into the repo); a data set that is absent is skipped with a
 message. Prints one markdown row per model and data set as it goes, then the whole table. With
@@ -30,12 +32,11 @@ from typing import NamedTuple
 import numpy as np
 
 from genrec import data as gdata
-from genrec import preprocessing
+from genrec import pipeline, preprocessing
 from genrec.config import load_config
-from genrec.evaluation import evaluate_scores
+from genrec.dataset import Dataset
 from genrec.gating import paired_bootstrap
-from genrec.models import make_model
-from genrec.preprocessing import PreparedData, from_split
+from genrec.preprocessing import from_split
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ("ML100K", "Ciao", "OnlineRetail")
@@ -43,7 +44,7 @@ METRICS = ("precision", "recall", "ndcg", "mrr")
 KS = (5, 10, 20)
 
 
-def load(name: str, data_dir: Path, config: str) -> PreparedData | None:
+def load(name: str, data_dir: Path, config: str) -> Dataset | None:
     cfg = load_config(config)
     if name == "OnlineRetail":
         path = data_dir / "online-retail" / "online_retail.csv.gz"
@@ -67,14 +68,13 @@ class Run(NamedTuple):
     """Per test user, in the order of the test users (the same for every model on a data set)."""
 
 
-def run(data: PreparedData, model: str, seed: int, overrides: list[str]) -> Run:
+def run(data: Dataset, model: str, seed: int, overrides: list[str]) -> Run:
     family, _, preset = model.partition("=")
-    cfg = load_config(preset or "default", [*overrides, f"model.name={family}", f"model.seed={seed}"])
+    cfg = load_config(preset or "default", [f"model.name={family}", *overrides, f"train.seed={seed}"])
     start = time.perf_counter()
-    fitted = make_model(cfg.model).fit(data.train, data.validation)
+    fitted = pipeline.train(data, cfg)
     fit_seconds = time.perf_counter() - start
-    known = data.known
-    result = evaluate_scores(lambda u: fitted.score_known(known, u), known, data.test, KS)
+    result = pipeline.evaluate(fitted, data, cfg)
     return Run(result.metrics, fit_seconds, dict(fitted.chosen_params_), result.per_user["ndcg@20"])
 
 

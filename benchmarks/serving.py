@@ -36,9 +36,9 @@ def main() -> None:
     version = registry.champion_version(name)
     if version is None:
         sys.exit("no champion in GENREC_HOME: run `genrec run` first")
-    bundle = registry.load_bundle(registry.version_uri(name, version))
-    print(f"{name} version {version} ({bundle.model_family}): {len(bundle.user_ids)} users, "
-          f"{len(bundle.item_ids)} items")
+    served = registry.load_serving_model(registry.version_uri(name, version))
+    print(f"{name} version {version} ({served.model_family}): {len(served.user_ids)} users, "
+          f"{len(served.item_ids)} items")
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -54,7 +54,7 @@ def main() -> None:
             except OSError:
                 time.sleep(1)
         latencies = []
-        users = bundle.user_ids
+        users = served.user_ids
         for i in range(args.requests):
             user = str(users[i % len(users)])
             body = json.dumps({"dataframe_records": [{"user_id": user, "history": []}], "params": {"k": args.k}})
@@ -71,7 +71,7 @@ def main() -> None:
         server.wait(timeout=30)
 
     with tempfile.TemporaryDirectory() as tmp:
-        result = write_recommendations(bundle, Path(tmp) / "recs.parquet", args.k, {"model_version": version})
+        result = write_recommendations(served, Path(tmp) / "recs.parquet", args.k, {"model_version": version})
     print(f"batch: {result['users']} users' top-{args.k} in {result['seconds']} s "
           f"({result['users_per_second']} users/s)")
 

@@ -22,22 +22,23 @@ def load_champion(model_name: str):
     version = registry.champion_version(model_name)
     if version is None:
         raise NotFoundError(f"Model {model_name!r} has no champion to score with: run `genrec run` first.")
-    return version, registry.load_bundle(registry.version_uri(model_name, version))
+    return version, registry.load_serving_model(registry.version_uri(model_name, version))
 
 
 @task(name="write-recommendations", cache_policy=NO_CACHE, persist_result=False)
-def write(bundle, path: Path, k: int, metadata: dict[str, str]) -> dict[str, Any]:
-    return write_recommendations(bundle, path, k, metadata)
+def write(served, path: Path, k: int, metadata: dict[str, str]) -> dict[str, Any]:
+    return write_recommendations(served, path, k, metadata)
 
 
 @flow(name="genrec-batch")
-def batch_flow(output: str | None = None, k: int = 10, config: str = "default") -> dict[str, Any]:
+def batch_flow(output: str | None = None, k: int = 10, config: str = "default",
+               overrides: list[str] | None = None) -> dict[str, Any]:
     """Write the champion's top-`k` for every known user to `output` (default under GENREC_HOME/batch)."""
-    cfg = load_config(config)
+    cfg = load_config(config, list(overrides or []))
     name = cfg.registry.model_name
-    version, bundle = load_champion(name)
+    version, served = load_champion(name)
     path = Path(output) if output else genrec_home() / "batch" / run_stamp() / "recommendations.parquet"
-    result = write(bundle, path, k, {"model_name": name, "model_version": version,
+    result = write(served, path, k, {"model_name": name, "model_version": version,
                                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     result |= {"model_name": name, "model_version": version}
     get_run_logger().info("wrote %s users' top-%d to %s (%.0f users/s)", result["users"], k, path,

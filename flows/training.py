@@ -1,18 +1,20 @@
-"""The training flow: validate -> preprocess -> train -> evaluate -> gate -> register -> [approve] -> promote.
+"""The training flow: validate -> prepare -> train -> evaluate -> gate -> register -> [approve] -> promote.
 
-Each stage is a task around one library call; the flow only wires them, logs and publishes the
-report. Rejected data raises `DataError` before anything is trained or registered, so the champion
-is untouched; registration is the last step, so a crash before it leaves the registry as it was.
+Each stage is a task around one `genrec.pipeline` function (the CLI calls the same ones); the flow
+wires them, adds retries where a task talks to the registry, logs and publishes the report. Rejected
+data raises `DataError` before anything is trained or registered, so the champion is untouched;
+registration is the last step, so a crash before it leaves the registry as it was. Training writes a
+checkpoint as it goes: a run killed mid-training is resumed from it by the next run on the same data
+and settings (or by `--resume RUN`), and its MLflow run is marked KILLED.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from uuid import UUID
 
-import numpy as np
-import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -20,190 +22,101 @@ from prefect.runtime import flow_run
 
 from flows.approval import Approval, wait_for_approval
 from genrec import data as gdata
-from genrec import preprocessing, registry
+from genrec import pipeline, registry
 from genrec.config import Config, load_config
-from genrec import drift, validation
-from genrec.drift import DataProfile, DriftCheck
-from genrec.fair import TrainingReference, fair_test
+from genrec.dataset import Dataset
 from genrec.errors import DataError
-from genrec.evaluation import EvalResult, evaluate_scores
-from genrec.gating import Decision, decide
-from genrec.models import Recommender, make_model, require_servable
-from genrec.models.pop import Popularity
-from genrec.paths import data_docs_dir, datasets_dir, genrec_home, run_stamp
-from genrec.preprocessing import PreparedData
+from genrec.evaluation import EvalResult
+from genrec.gating import Decision
+from genrec.models.base import Recommender
+from genrec.paths import checkpoints_dir, data_docs_dir, run_stamp
+from genrec.pipeline import Checked, Checkpoint
 from genrec.reporting import decision_markdown, run_markdown, training_curves
-from genrec.serving import ServingBundle, check_served, evaluate_served, example_request
-from genrec.validation import DataValidator, ValidationReport, raw_suite_name
+from genrec.training import FitOptions
+from genrec.validation import DataValidator
 
 TASK = dict(cache_policy=NO_CACHE, persist_result=False)
+REGISTRY_TASK = dict(TASK, retries=2, retry_delay_seconds=3)
+"""Tasks that only read the registry or write what a retry can write again."""
+READS_REGISTRY = {"check-drift"}
 
 
-def _reject(report: ValidationReport, path: Path) -> DataError:
-    return DataError(f"{path}: data rejected by validation: {report.summary()}.", data_docs=str(report.data_docs),
-                     outcomes=[o.__dict__ for o in report.outcomes])
-
-
-@task(name="validate-raw", **TASK)
-def validate_raw(path: Path, cfg: Config, validator: DataValidator) -> tuple[gdata.RawData, ValidationReport]:
-    raw = gdata.read_raw(path, cfg.data.format, cfg.data)
-    report = validator.validate(raw.frame, raw_suite_name(raw.format))
-    if not report.success:
-        raise _reject(report, path)
-    return raw, report
-
-
-@task(name="validate-item-attributes", **TASK)
-def validate_items(raw: gdata.RawData, cfg: Config, validator: DataValidator) -> ValidationReport | None:
-    report = validation.validate_item_attributes(validator, raw)
-    if report is not None and not report.success:
-        if cfg.validation.reject_bad_item_attributes:
-            raise _reject(report, raw.path)
-        get_run_logger().warning("item attributes: %s", report.summary())
-    return report
-
-
-@task(name="clean", **TASK)
-def clean(raw: gdata.RawData, cfg: Config) -> tuple[pd.DataFrame, dict[str, int]]:
-    interactions, cleaning = gdata.to_interactions(raw)
-    implicit = preprocessing.to_implicit(interactions, cfg.data, cfg.prepare)
-    return implicit, cleaning.as_dict() | {"implicit_pairs": len(implicit)}
-
-
-@task(name="validate-prepared", **TASK)
-def validate_prepared(implicit: pd.DataFrame, cfg: Config, validator: DataValidator, path: Path) -> ValidationReport:
-    report = validation.validate_prepared(validator, implicit, cfg.validation)
-    if not report.success:
-        raise _reject(report, path)
-    return report
-
-
-@task(name="check-drift", **TASK)
-def check_drift(
-    implicit: pd.DataFrame, cfg: Config, validator: DataValidator, path: Path
-) -> tuple[DataProfile, list[DriftCheck]]:
-    """Compare the prepared data with the champion's training data; reject if configured so."""
-    logger = get_run_logger()
-    profile, checks, report, champion = drift.against_champion(implicit, cfg, validator)
-    if report is None:
-        logger.info("no champion data profile to measure drift against")
-        return profile, []
-    for c in checks:
-        if not c.passed:
-            logger.warning("drift against champion %s: %s %.4f > %.4f (%s)", champion, c.metric, c.value,
-                           c.threshold, c.action)
-    reason = drift.rejection(checks)
-    if reason:
-        raise DataError(f"{path}: data rejected for drift against champion version {champion}'s training data: "
-                        f"{reason}.", data_docs=str(report.data_docs), outcomes=[o.__dict__ for o in report.outcomes])
-    return profile, checks
+def _stage(name: str, call: Callable[[], Any]) -> Any:
+    """Run one validation step as a task of its own."""
+    return task(name=name, **(REGISTRY_TASK if name in READS_REGISTRY else TASK))(call)()
 
 
 @task(name="prepare", **TASK)
-def prepare(implicit: pd.DataFrame, cfg: Config) -> PreparedData:
-    prepared = preprocessing.prepare(implicit, cfg.prepare)
-    prepared.save(datasets_dir(prepared.fingerprint))
-    return prepared
+def prepare(checked: Checked, cfg: Config) -> Dataset:
+    return pipeline.prepare(checked, cfg)
+
+
+@task(name="close-dead-runs", **REGISTRY_TASK)
+def close_dead_runs(cfg: Config) -> list[str]:
+    return registry.close_dead_runs(cfg.registry.experiment)
 
 
 @task(name="train", **TASK)
-def train(data: PreparedData, cfg: Config, run: registry.TrainingRun, checkpoint: Path) -> Recommender:
+def train(data: Dataset, cfg: Config, run: registry.TrainingRun, checkpoint: Checkpoint, resume: bool) -> Recommender:
     logger = get_run_logger()
 
     def on_epoch(epoch: int, record: dict[str, float]) -> None:
         run.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
-        logger.debug("epoch %d: %s", epoch, record)
 
-    model = make_model(cfg.model, progress=cfg.progress).fit(data.train, data.validation, on_epoch=on_epoch)
+    options = FitOptions(checkpoint=checkpoint.file, resume=resume,
+                         meta={"digest": pipeline.training_digest(cfg, data), "data_fingerprint": data.fingerprint,
+                               "config": cfg.to_dict()}, on_epoch=on_epoch, log=logger)
+    model = pipeline.train(data, cfg, options)
     run.log_params({f"chosen.{k}": v for k, v in model.chosen_params_.items()})  # what validation chose
     logger.info("chosen on validation: %s", model.chosen_params_)
-    if getattr(model, "history_", None):
-        run.log_figure(training_curves(model.history_), "training_curves.png")
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        model.save_checkpoint(checkpoint, config=cfg.to_dict(), data_fingerprint=data.fingerprint)
-        logger.info("trained %d epochs; best epoch %d with validation ndcg@20 %.4f",
-                    len(model.history_), model.best_epoch_, model.best_score_)
+    loop = model.training_
+    if loop is not None:
+        for record in loop.history[: loop.resumed_at or 0]:  # the epochs before the resume
+            on_epoch(int(record["epoch"]), record)
+        run.log_figure(training_curves(loop.history), "training_curves.png")
+        logger.info("trained %d epochs; best epoch %d with validation ndcg@20 %s", len(loop.history),
+                    loop.best_epoch, f"{loop.best_score:.4f}" if loop.best_score is not None else "n/a")
     return model
 
 
 @task(name="evaluate", **TASK)
-def evaluate(model: Recommender, data: PreparedData, gate_data: PreparedData, cfg: Config) -> tuple[EvalResult, EvalResult]:
+def evaluate(model: Recommender, data: Dataset, gate_data: Dataset, cfg: Config) -> tuple[EvalResult, EvalResult]:
     """The candidate on the whole test split, and the popularity baseline on the gate's test split."""
-    ks = cfg.eval.ks
-    candidate = evaluate_scores(lambda u: model.score_known(data.known, u), data.known, data.test, ks)
-    baseline_model = Popularity().fit(data.train)
-    baseline = evaluate_scores(baseline_model.score, gate_data.known, gate_data.test, ks)
-    return candidate, baseline
+    return pipeline.evaluate(model, data, cfg), pipeline.popularity_baseline(data, gate_data, cfg)
 
 
-@task(name="log-candidate", **TASK)
-def log_candidate(model: Recommender, data: PreparedData, profile: DataProfile) -> str:
-    bundle = ServingBundle.build(model, data)
-    registry.log_reference(profile, TrainingReference.of(data))
-    return registry.log_model(bundle, example_request(bundle))
+@task(name="log-candidate", **REGISTRY_TASK)
+def log_candidate(model: Recommender, data: Dataset, checked: Checked, cfg: Config) -> str:
+    return pipeline.log_candidate(model, data, checked.drift.profile, cfg)
 
 
-@task(name="score-served", **TASK)
-def score_served(model_uri: str, data: PreparedData, cfg: Config) -> EvalResult:
-    """Load a model back as a server would, answer its input example, then score the test users."""
-    served = registry.load_model(model_uri)
-    check_served(served)
-    return evaluate_served(served, data, cfg.eval.ks)
+@task(name="score-served", **REGISTRY_TASK)
+def score_served(model_uri: str, data: Dataset, cfg: Config) -> EvalResult:
+    return pipeline.score_served(model_uri, data, cfg)
 
 
-@task(name="fair-test", **TASK)
-def fair_gate_data(data: PreparedData, cfg: Config, champion: str | None) -> tuple[PreparedData, dict[str, Any]]:
-    """The test split both models are compared on: all of it for a first model; for a champion,
-    only what it cannot have trained on."""
-
-    def whole(why: str) -> tuple[PreparedData, dict[str, Any]]:
-        return data, {"rule": f"the whole test split ({why})", "interactions": int(data.test.nnz), "removed": 0,
-                      "users": int((np.diff(data.test.indptr) > 0).sum())}
-
-    if champion is None:
-        return whole("no champion yet")
-    reference = registry.load_training_reference(cfg.registry.model_name, champion)
-    if reference is None:
-        get_run_logger().warning("champion %s has no training reference; comparing on the whole test split", champion)
-        return whole("the champion logged no training data")
-    fair, info = fair_test(data, reference)
+@task(name="fair-test", **REGISTRY_TASK)
+def fair_gate_data(data: Dataset, cfg: Config, champion: str | None) -> tuple[Dataset, dict[str, Any]]:
+    gate_data, info = pipeline.fair_gate_data(data, cfg, champion)
     get_run_logger().info("gate test: %s (%d interactions, %d removed)", info["rule"], info["interactions"],
                           info["removed"])
-    return fair, info
+    return gate_data, info
 
 
 @task(name="gate", **TASK)
-def gate(candidate: EvalResult, champion: EvalResult | None, baseline: EvalResult, cfg: Config) -> Decision:
-    metric = cfg.eval.primary_metric
-    paired = None
-    if champion is not None and np.array_equal(candidate.users, champion.users):  # the same gate test users
-        paired = (candidate.per_user[metric], champion.per_user[metric])
-    return decide(
-        candidate.metrics,
-        champion.metrics if champion is not None else None,
-        baseline.metrics,
-        metric,
-        cfg.gate,
-        paired=paired,
-    )
+def gate(candidate: EvalResult, champion: EvalResult | None, baseline: EvalResult, cfg: Config,
+         champion_error: str | None) -> Decision:
+    return pipeline.gate(candidate, champion, baseline, cfg, champion_error)
 
 
 @task(name="register", **TASK)
 def register(model_uri: str, tags: dict[str, Any], cfg: Config) -> str:
-    """Register the candidate (it becomes `challenger`); promotion is a separate step."""
-    return registry.register(model_uri, cfg.registry.model_name, tags)
+    return pipeline.register(model_uri, tags, cfg)
 
 
 @task(name="promote", **TASK)
 def promote(version: str, reasons: list[str], cfg: Config, actor: str, champion_at_gate: str | None) -> str | None:
-    """Move `champion` to `version`, but only over the champion the gate compared it with."""
-    name = cfg.registry.model_name
-    try:
-        registry.move_champion(name, version, reason="gate: " + "; ".join(reasons), actor=actor,
-                               expected_from=champion_at_gate)
-    except registry.ChampionMoved as exc:
-        get_run_logger().warning("not promoted: %s since the gate compared against it", exc)
-    return registry.champion_version(name)
+    return pipeline.promote(version, reasons, cfg, actor, champion_at_gate)
 
 
 def ask_approval(version: str, cfg: Config, flow_run_id: str | None) -> Approval:
@@ -235,11 +148,13 @@ def train_flow(
     format: str = "auto",
     config: str = "default",
     overrides: list[str] | None = None,
+    resume: str | None = None,
 ) -> dict[str, Any]:
-    """Train, evaluate, gate and register a recommender on `data` (default: the bundled sample)."""
+    """Train, evaluate, gate and register a recommender on `data` (default: the bundled sample).
+    `resume`: the checkpoint folder (or MLflow run id) of an earlier run to continue."""
     logger = get_run_logger()
     cfg = load_config(config, list(overrides or []) + ([f"data.format={format}"] if format != "auto" else []))
-    require_servable(cfg.model)
+    pipeline.check_trainable(cfg, served=True)
     path = Path(data) if data else gdata.bundled_sample()
     stamp = run_stamp()
     flow_run_id = str(flow_run.id) if flow_run.id else None
@@ -247,11 +162,7 @@ def train_flow(
     logger.info("validating %s (Data Docs: %s)", path, validator.index)
 
     try:
-        raw, raw_report = validate_raw(path, cfg, validator)
-        items_report = validate_items(raw, cfg, validator)
-        implicit, cleaning = clean(raw, cfg)
-        prepared_report = validate_prepared(implicit, cfg, validator, path)
-        profile, drift_checks = check_drift(implicit, cfg, validator, path)
+        checked = pipeline.validate(path, cfg, validator, stage=_stage)
     except DataError as exc:
         exc.data_docs = exc.data_docs or str(validator.index)
         create_markdown_artifact(
@@ -261,28 +172,41 @@ def train_flow(
             description=f"genrec training run {stamp}: data rejected",
         )
         raise
-    prepared = prepare(implicit, cfg)
-    reports = [raw_report, items_report, prepared_report]
-    outcomes = [o.__dict__ for r in reports if r is not None for o in r.outcomes]
+    prepared = prepare(checked, cfg)
+    digest = pipeline.training_digest(cfg, prepared)
+    earlier = pipeline.find_checkpoint(resume, digest)
+    checkpoint = earlier or Checkpoint(checkpoints_dir() / stamp)
+    close_dead_runs(cfg)
 
     run = registry.start_run(cfg.registry.experiment, run_name=f"train-{stamp}")
     try:
         run.log_params(cfg.flat())
-        run.set_tags({"data_path": path, "data_fingerprint": prepared.fingerprint, "flow_run_id": flow_run_id})
-        run.log_dict({"cleaning": cleaning, "prepared": prepared.stats, "validation": outcomes,
-                      "drift": [c.as_dict() for c in drift_checks]}, "data_quality.json")
-        model = train(prepared, cfg, run, genrec_home() / "checkpoints" / stamp / "checkpoint.pt")
+        resumed_from = earlier.info().get("mlflow_run_id") if earlier is not None else None
+        run.set_tags({"data_path": path, "data_fingerprint": prepared.fingerprint, "flow_run_id": flow_run_id,
+                      "checkpoint": checkpoint.folder.name, **({"resumed_from": resumed_from} if earlier else {})})
+        if earlier is not None:
+            logger.warning("resuming the training of run %s from its checkpoint %s", resumed_from, checkpoint.file)
+        registry.log_input(prepared.frame(), name=path.name, source=path.resolve().as_uri(), digest=prepared.fingerprint)
+        run.log_dict({"cleaning": checked.cleaning, "prepared": prepared.stats, "validation": checked.outcomes,
+                      "drift": [c.as_dict() for c in checked.drift.checks]}, "data_quality.json")
+        checkpoint.write_info(status="training", digest=digest, data_fingerprint=prepared.fingerprint,
+                              pid=os.getpid(), mlflow_run_id=run.run_id, flow_run_id=flow_run_id)
+        model = train(prepared, cfg, run, checkpoint, resume=earlier is not None)
+        checkpoint.write_info(status="trained")
         champion_before = registry.champion_version(cfg.registry.model_name)
         gate_data, gate_test = fair_gate_data(prepared, cfg, champion_before)
         candidate_local, baseline = evaluate(model, prepared, gate_data, cfg)
         run.log_metrics(candidate_local.metrics)
         run.log_metrics({f"popularity_{k}": v for k, v in baseline.metrics.items()})
-        model_uri = log_candidate(model, prepared, profile)
+        model_uri = log_candidate(model, prepared, checked, cfg)
         candidate = score_served(model_uri, gate_data, cfg)
         champion = None
-        if champion_before is not None:
+        unloadable = pipeline.champion_error(cfg, champion_before)
+        if unloadable is not None:
+            logger.warning("champion version %s cannot be loaded: %s", champion_before, unloadable)
+        elif champion_before is not None:
             champion = score_served(registry.version_uri(cfg.registry.model_name, champion_before), gate_data, cfg)
-        decision = gate(candidate, champion, baseline, cfg)
+        decision = gate(candidate, champion, baseline, cfg, unloadable)
         create_markdown_artifact(key="genrec-gate-decision", markdown=decision_markdown(decision.as_dict(), gate_test),
                                  description=f"genrec gate decision, run {stamp}")
         tags = {
@@ -290,7 +214,7 @@ def train_flow(
             "decision": decision.as_dict(),
             "data_fingerprint": prepared.fingerprint,
             "flow_run_id": flow_run_id or "",
-            "model_family": cfg.model.name,
+            "model_family": pipeline.family_label(cfg),
             "champion_at_gate": champion_before or "",
         }
         version = register(model_uri, tags, cfg)
@@ -307,6 +231,8 @@ def train_flow(
         run.set_tags({"registered_version": version, "gate_promote": decision.promote})
     except BaseException:
         registry.end_run("FAILED")
+        if checkpoint.info().get("status") == "training":
+            checkpoint.write_info(status="failed")
         raise
     registry.end_run()
 
@@ -327,12 +253,13 @@ def train_flow(
         "flow_run_id": flow_run_id,
         "data_fingerprint": prepared.fingerprint,
         "dataset": prepared.stats,
-        "cleaning": cleaning,
-        "drift": [c.as_dict() for c in drift_checks],
+        "cleaning": checked.cleaning,
+        "drift": [c.as_dict() for c in checked.drift.checks],
+        "resumed_from": resumed_from,
     }
     create_markdown_artifact(
         key="genrec-training-report",
-        markdown=run_markdown(result | {"validation": outcomes}),
+        markdown=run_markdown(result | {"validation": checked.outcomes}),
         description=f"genrec training run {stamp}",
     )
     return result

@@ -13,18 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from genrec.serving import ServingBundle
+from genrec.serving import ServingModel
 
 
-def recommend_all(bundle: ServingBundle, k: int, chunk: int = 4096):
+def recommend_all(served: ServingModel, k: int, chunk: int = 4096):
     """Frames of SPEC's response rows (user_id, items, scores) for every known user, in chunks."""
-    users = bundle.user_ids
+    users = served.user_ids
     for start in range(0, len(users), chunk):
         ids = users[start : start + chunk]
-        yield bundle.predict(pd.DataFrame({"user_id": ids, "history": [[] for _ in ids]}), k=k)
+        yield served.predict(pd.DataFrame({"user_id": ids, "history": [[] for _ in ids]}), k=k)
 
 
-def write_recommendations(bundle: ServingBundle, path: Path, k: int, metadata: dict[str, str]) -> dict[str, Any]:
+def write_recommendations(served: ServingModel, path: Path, k: int, metadata: dict[str, str]) -> dict[str, Any]:
     """Write every user's top-k to `path` (Parquet, one row per user); return counts and timing."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -37,7 +37,7 @@ def write_recommendations(bundle: ServingBundle, path: Path, k: int, metadata: d
     start = time.perf_counter()
     users = 0
     with pq.ParquetWriter(path, schema) as writer:
-        for frame in recommend_all(bundle, k):
+        for frame in recommend_all(served, k):
             writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
             users += len(frame)
     seconds = time.perf_counter() - start

@@ -48,6 +48,8 @@ def guarded(fn: Callable) -> Callable:
             if STATE["debug"]:
                 traceback.print_exc()
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            if isinstance(exc, DataError) and exc.data_docs:
+                err.print(f"Data Docs: {exc.data_docs}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
@@ -113,22 +115,33 @@ def _quiet_expected_tracebacks() -> None:
 
 # --- run -----------------------------------------------------------------------------------------
 
+CONFIG_HELP = "Preset (default, tiny, ...) or a TOML/JSON file."
+SET_HELP = "Override one config field, e.g. train.epochs=50 or model.hidden_g=300."
+
+
+def _config(config: str, overrides: list[str], fmt: str = "auto"):
+    from genrec.config import load_config
+
+    return load_config(config, list(overrides) + ([f"data.format={fmt}"] if fmt != "auto" else []))
+
 
 @app.command()
 @guarded
 def run(
     data: Optional[Path] = typer.Option(None, "--data", help="Input file (default: the bundled Online Retail sample)."),
     fmt: str = typer.Option("auto", "--format", help="Input format (SPEC), or auto."),
-    config: str = typer.Option("default", "--config", help="Preset (tiny, default) or a TOML/JSON file."),
-    overrides: list[str] = typer.Option([], "--set", help="Override one config field, e.g. model.epochs=50."),
+    config: str = typer.Option("default", "--config", help=CONFIG_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue the training of run RUN from its "
+                                         "checkpoint (a folder under GENREC_HOME/checkpoints, or its MLflow run id)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """The training flow: validate, preprocess, train, evaluate, gate, register; promote if the gate passes."""
-    from genrec.config import load_config
+    from genrec.pipeline import check_trainable, run_checkpoint
 
-    from genrec.models import require_servable
-
-    require_servable(load_config(config, overrides).model)  # usage errors before the flow starts
+    check_trainable(_config(config, overrides, fmt), served=True)  # usage errors before the flow starts
+    if resume is not None:
+        run_checkpoint(resume)
     if data is not None:
         from genrec.data import check_path
 
@@ -137,21 +150,17 @@ def run(
 
     _quiet_expected_tracebacks()
     state = train_flow(data=str(data) if data else None, format=fmt, config=config, overrides=list(overrides),
-                       return_state=True)
+                       resume=resume, return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details else None
     result = state.result(raise_on_failure=False)
     if isinstance(result, DataError):
-        payload = {
-            "status": "data_rejected", "model_name": None, "model_version": None, "champion_version": None,
-            "metrics": {}, "champion_metrics": None, "decision": {"promote": False, "reasons": [str(result)]},
-            "data_docs": result.data_docs, "mlflow_run_id": None, "flow_run_id": flow_run_id,
-        }
         if as_json:
-            _emit_json(payload)
-        err.print(f"[bold red]data rejected:[/] {escape(str(result))}", highlight=False, soft_wrap=True)
-        if result.data_docs:
-            err.print(f"Data Docs: {result.data_docs}", highlight=False, soft_wrap=True)
-        raise typer.Exit(3)
+            _emit_json({
+                "status": "data_rejected", "model_name": None, "model_version": None, "champion_version": None,
+                "metrics": {}, "champion_metrics": None, "decision": {"promote": False, "reasons": [str(result)]},
+                "data_docs": result.data_docs, "mlflow_run_id": None, "flow_run_id": flow_run_id,
+            })
+        raise result
     if isinstance(result, BaseException):
         raise result
     if as_json:
@@ -190,44 +199,37 @@ def _print_run(result: dict[str, Any]) -> None:
 def validate(
     path: Path = typer.Argument(..., help="Input file."),
     fmt: str = typer.Option("auto", "--format", help="Input format (SPEC), or auto."),
-    config: str = typer.Option("default", "--config"),
-    overrides: list[str] = typer.Option([], "--set"),
+    config: str = typer.Option("default", "--config", help=CONFIG_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """The data-quality checks alone; writes Data Docs and prints where."""
-    from genrec import data as gdata
-    from genrec import preprocessing
-    from genrec.config import load_config
+    """The data-quality checks alone (the training flow's, in its order); writes Data Docs and prints where."""
+    from genrec import pipeline
     from genrec.paths import data_docs_dir, run_stamp
-    from genrec.validation import DataValidator, raw_suite_name, validate_item_attributes, validate_prepared
+    from genrec.validation import DataValidator
 
-    cfg = load_config(config, list(overrides) + ([f"data.format={fmt}"] if fmt != "auto" else []))
-    raw = gdata.read_raw(path, cfg.data.format, cfg.data)
+    cfg = _config(config, overrides, fmt)
     validator = DataValidator(data_docs_dir(run_stamp()))
-    reports = [validator.validate(raw.frame, raw_suite_name(raw.format))]
-    items_report = validate_item_attributes(validator, raw)
-    if items_report is not None:
-        reports.append(items_report)
-    cleaning = None
-    drift_checks = []
-    if reports[0].success:
-        interactions, report = gdata.to_interactions(raw)
-        cleaning = report.as_dict()
-        implicit = preprocessing.to_implicit(interactions, cfg.data, cfg.prepare)
-        reports.append(validate_prepared(validator, implicit, cfg.validation))
-        drift_checks = _drift_against_champion(implicit, cfg, validator, reports)
-    from genrec import drift
+    reports: list = []
+    checked = None
+    try:
+        checked = pipeline.validate(path, cfg, validator, reports)
+    except DataError as exc:
+        exc.data_docs = exc.data_docs or str(validator.index)
+        _print_validation(path, None, reports, None, [], validator.index, as_json, success=False)
+        raise
+    _print_validation(path, checked.format, reports, checked.cleaning, checked.drift.checks, validator.index, as_json,
+                      success=True)
 
-    drift_reason = drift.rejection(drift_checks)
-    warn_only = {"drift"}  # drift rejects through drift_reason, only for the checks configured to
-    if items_report is not None and not cfg.validation.reject_bad_item_attributes:
-        warn_only.add(items_report.suite)
-    success = all(r.success for r in reports if r.suite not in warn_only) and drift_reason is None
+
+def _print_validation(path: Path, fmt: str | None, reports: list, cleaning: dict | None, drift_checks: list, docs: Path,
+                      as_json: bool, success: bool) -> None:
     if as_json:
-        _emit_json({"path": str(path), "format": raw.format, "success": success, "data_docs": str(validator.index),
-                    "cleaning": cleaning, "drift": [c.as_dict() for c in drift_checks],
+        _emit_json({"path": str(path), "format": fmt, "success": success, "data_docs": str(docs), "cleaning": cleaning,
+                    "drift": [c.as_dict() for c in drift_checks],
                     "expectations": [o.__dict__ for r in reports for o in r.outcomes]})
-    else:
+        return
+    if reports:
         table = Table("suite", "expectation", "column", "result", "observed / unexpected", "threshold", title=str(path))
         for r in reports:
             for o in r.outcomes:
@@ -236,25 +238,10 @@ def validate(
                 table.add_row(o.suite, o.expectation.removeprefix("expect_"), escape(o.column or ""),
                               "[green]pass[/]" if o.success else "[bold red]FAIL[/]", escape(seen), escape(o.threshold))
         out.print(table)
-        if cleaning:
-            out.print("Cleaning: " + ", ".join(f"{k} {v}" for k, v in cleaning.items()), highlight=False)
-        out.print(f"Data Docs: {validator.index}", highlight=False, soft_wrap=True)
-    if not success:
-        if drift_reason:
-            raise DataError(f"{path}: data rejected for drift against the champion's training data: {drift_reason}.",
-                            data_docs=str(validator.index))
-        failed = next(r for r in reports if not r.success and r.suite not in warn_only)
-        raise DataError(f"{path}: data rejected by validation: {failed.summary()}.", data_docs=str(validator.index))
-
-
-def _drift_against_champion(implicit, cfg, validator, reports: list) -> list:
-    """Drift checks against the champion's training data, if there is a champion with a profile."""
-    from genrec import drift
-
-    _, checks, report, _ = drift.against_champion(implicit, cfg, validator)
-    if report is not None:
-        reports.append(report)
-    return checks
+    if cleaning:
+        out.print("Cleaning: " + ", ".join(f"{k} {v}" for k, v in cleaning.items()), highlight=False)
+    if success:
+        out.print(f"Data Docs: {docs}", highlight=False, soft_wrap=True)
 
 
 # --- evaluate ------------------------------------------------------------------------------------
@@ -266,43 +253,42 @@ def evaluate(
     train: Path = typer.Option(..., "--train", help="Training interactions."),
     test: Path = typer.Option(..., "--test", help="Test interactions."),
     fmt: str = typer.Option("auto", "--format"),
-    model: Optional[str] = typer.Option(None, "--model", help="Model family to fit: cfgan, pop."),
-    model_uri: Optional[str] = typer.Option(None, "--model-uri", help="A registered model, e.g. models:/genrec@champion."),
-    config: str = typer.Option("default", "--config"),
-    overrides: list[str] = typer.Option([], "--set"),
+    model: Optional[str] = typer.Option(None, "--model", help="A model family to fit (`genrec/models/families.py` lists them)."),
+    model_uri: Optional[str] = typer.Option(None, "--model-uri", help="A registered model, e.g. models:/genrec/3."),
+    config: str = typer.Option("default", "--config", help=CONFIG_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fit a model family on --train (or load a registered model), then score it on --test."""
-    from genrec import data as gdata
-    from genrec.config import load_config
-    from genrec.evaluation import evaluate_scores
-    from genrec.models import make_model
-    from genrec.preprocessing import from_split
+    from genrec import pipeline
+    from genrec.data import check_path
 
     if (model is None) == (model_uri is None):
         raise UsageError("Give exactly one of --model NAME or --model-uri URI.")
-    sets = list(overrides) + ([f"model.name={model}"] if model else [])
-    cfg = load_config(config, sets)
-    data = from_split(gdata.load_interactions(train, fmt, cfg.data), gdata.load_interactions(test, fmt, cfg.data),
-                      cfg.prepare)
+    cfg = _config(config, [*([f"model.name={model}"] if model else []), *overrides])
+    if model:
+        pipeline.check_trainable(cfg, served=False)
+    for path in (train, test):
+        check_path(path)
+    data = pipeline.load_split(train, test, fmt, cfg)
     start = time.perf_counter()
     if model_uri:
+        from genrec import registry
         from genrec.serving import evaluate_served
 
-        served = _load_served(model_uri)
+        served = registry.load_model(model_uri)
         fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
         result = evaluate_served(served, data, cfg.eval.ks)
-        name = model_uri
-        chosen = {}
+        name, chosen = model_uri, {}
     else:
-        fitted = make_model(cfg.model, progress=cfg.progress).fit(data.train, data.validation)
+        from genrec.training import FitOptions
+
+        fitted = pipeline.train(data, cfg, FitOptions(progress=cfg.progress))
         fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        known = data.known
-        result = evaluate_scores(lambda u: fitted.score_known(known, u), known, data.test, cfg.eval.ks)
-        name = cfg.model.name
-        chosen = fitted.chosen_params_
+        result = pipeline.evaluate(fitted, data, cfg)
+        name, chosen = pipeline.family_label(cfg), fitted.chosen_params_
     payload = {
         "model": name,
         "users": int(len(result.users)),
@@ -323,33 +309,26 @@ def evaluate(
               f"evaluation {payload['eval_seconds']} s", highlight=False)
 
 
-def _load_served(model_uri: str):
-    from mlflow.exceptions import MlflowException
-
-    from genrec import registry
-
-    try:
-        return registry.load_model(model_uri)
-    except MlflowException as exc:
-        raise NotFoundError(f"Cannot load model {model_uri!r}: {exc.message}") from None
-
-
 # --- registry commands ---------------------------------------------------------------------------
 
 
-def _model_name(config: str = "default") -> str:
-    from genrec.config import load_config
+def _model_name(config: str, overrides: list[str]) -> str:
+    return _config(config, overrides).registry.model_name
 
-    return load_config(config).registry.model_name
+
 
 
 @app.command()
 @guarded
-def models(as_json: bool = typer.Option(False, "--json")) -> None:
+def models(
+    as_json: bool = typer.Option(False, "--json"),
+    config: str = typer.Option("default", "--config", help=CONFIG_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
     """Registered versions: aliases, key metrics, gate decision, dataset fingerprint."""
     from genrec import registry
 
-    name = _model_name()
+    name = _model_name(config, overrides)
     versions = registry.list_versions(name)
     champion = next((v["version"] for v in versions if "champion" in v["aliases"]), None)
     if as_json:
@@ -383,11 +362,13 @@ def _actor(command: str) -> str:
 def promote(
     version: str = typer.Argument(..., help="Version to make champion."),
     reason: str = typer.Option("manual promotion", "--reason"),
+    config: str = typer.Option("default", "--config", help=CONFIG_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Point `champion` at VERSION."""
     from genrec import registry
 
-    event = registry.move_champion(_model_name(), version, reason=reason, actor=_actor("promote"))
+    event = registry.move_champion(_model_name(config, overrides), version, reason=reason, actor=_actor("promote"))
     out.print(f"champion: {event['from_version']} -> {event['to_version']}", highlight=False)
 
 
@@ -425,11 +406,13 @@ def reject(
 def rollback(
     to: Optional[str] = typer.Option(None, "--to", help="Version to roll back to (default: the previous champion)."),
     reason: str = typer.Option("manual rollback", "--reason"),
+    config: str = typer.Option("default", "--config", help=CONFIG_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Point `champion` back at the previous champion (or VERSION)."""
     from genrec import registry
 
-    name = _model_name()
+    name = _model_name(config, overrides)
     current = registry.champion_version(name)
     if to is None:
         earlier = [e["from_version"] for e in registry.history(name) if e["to_version"] == current and e["from_version"]]
@@ -442,11 +425,15 @@ def rollback(
 
 @app.command()
 @guarded
-def history(as_json: bool = typer.Option(False, "--json")) -> None:
+def history(
+    as_json: bool = typer.Option(False, "--json"),
+    config: str = typer.Option("default", "--config", help=CONFIG_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
     """Every move of `champion`: when, from, to, why, by which command or flow run."""
     from genrec import registry
 
-    events = registry.history(_model_name())
+    events = registry.history(_model_name(config, overrides))
     if as_json:
         _emit_json({"events": events})
         return
@@ -463,18 +450,21 @@ def recommend(
     history_ids: Optional[str] = typer.Option(None, "--history", help="Comma-separated item ids."),
     k: int = typer.Option(10, "-k", min=1),
     as_json: bool = typer.Option(False, "--json"),
+    config: str = typer.Option("default", "--config", help=CONFIG_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Top-N items from the champion."""
     import pandas as pd
 
     if (user is None) == (history_ids is None):
         raise UsageError("Give exactly one of --user ID or --history ID,ID,...")
-    name = _model_name()
+    name = _model_name(config, overrides)
     from genrec import registry
 
-    if registry.champion_version(name) is None:
+    version = registry.champion_version(name)
+    if version is None:
         raise NotFoundError(f"Model {name!r} has no champion yet: run `genrec run` or `genrec promote VERSION`.")
-    served = _load_served(f"models:/{name}@champion")
+    served = registry.load_model(registry.version_uri(name, version))
     frame = pd.DataFrame({"user_id": [user or ""],
                           "history": [[h.strip() for h in (history_ids or "").split(",") if h.strip()]]})
     row = served.predict(frame, params={"k": k}).iloc[0]
@@ -494,12 +484,15 @@ def batch(
     output: Optional[Path] = typer.Option(None, "--output", help="Parquet file (default: under GENREC_HOME/batch)."),
     k: int = typer.Option(10, "-k", min=1),
     as_json: bool = typer.Option(False, "--json"),
+    config: str = typer.Option("default", "--config", help=CONFIG_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Top-N from the champion for every known user, written to Parquet (the batch flow)."""
     from flows.batch import batch_flow
 
     _quiet_expected_tracebacks()
-    state = batch_flow(output=str(output) if output else None, k=k, return_state=True)
+    state = batch_flow(output=str(output) if output else None, k=k, config=config, overrides=list(overrides),
+                       return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result
@@ -515,14 +508,18 @@ def batch(
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(5001, "--port"),
+    config: str = typer.Option("default", "--config", help=CONFIG_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """The champion behind an HTTP endpoint (MLflow's scoring server)."""
     from genrec import registry
     from genrec.paths import tracking_uri
 
-    name = _model_name()
-    if registry.champion_version(name) is None:
+    name = _model_name(config, overrides)
+    version = registry.champion_version(name)
+    if version is None:
         raise NotFoundError(f"Model {name!r} has no champion to serve: run `genrec run` first.")
+    registry.check_loadable(registry.version_uri(name, version))  # a clear exit 4 before the server starts
     bin_dir = str(Path(sys.executable).parent)
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri(), PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     cmd = [str(Path(bin_dir) / "mlflow"), "models", "serve", "-m", f"models:/{name}@champion",

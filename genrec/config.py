@@ -1,6 +1,11 @@
-"""One typed configuration tree, with the named presets `tiny` and `default`.
+"""One typed configuration tree, loaded once at the entry point and logged whole to MLflow.
 
-Loaded once at the entry point (`load_config`), passed down explicitly and logged whole to MLflow.
+Sections: `data`, `prepare`, `validation`, `drift`, `model` (the family, an optional blend partner,
+and one section per registered family: `model.cfgan.*`, `model.ease.*`, ...), `train` (the training
+loop of iterative families), `eval`, `gate`, `registry`. Presets are TOML files in
+`genrec/presets/`; `--config` takes a preset's name or a TOML/JSON file, `--set KEY=VALUE` one field.
+`--set model.X=...` where X is no field of `model` itself means `model.<model.name>.X`. Every value
+is type- and range-checked at load: a bad one is a usage error (exit 2) before any work starts.
 """
 
 from __future__ import annotations
@@ -11,17 +16,20 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Mapping
 
 from genrec.errors import UsageError
+from genrec.models.families import DEFAULT, FAMILIES
+from genrec.training import TrainConfig
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    format: str = "auto"
-    """Input format (see SPEC: movielens-100k, movielens-1m, movielens-latest, cfgan, online-retail,
-    csv, parquet) or `auto` to detect it from the file."""
+    format: Literal["auto", "movielens-100k", "movielens-1m", "movielens-latest", "cfgan", "online-retail", "csv",
+                    "parquet"] = "auto"
+    """Input format (SPEC's formats) or `auto` to detect it from the file."""
     user_col: str = "user_id"
     """User id column for `csv`/`parquet` input."""
     item_col: str = "item_id"
@@ -86,108 +94,45 @@ class DriftConfig:
     new_users_share, new_items_share, popularity_shift, rating_shift."""
 
 
+def _default_sections() -> dict[str, Any]:
+    return {name: fam.config() for name, fam in FAMILIES.items()}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "cfgan"
-    """Model family: `cfgan`, `ease`, `itemknn` or `pop`."""
-    ease_lambdas: tuple[float, ...] = (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 800.0, 1200.0, 2000.0)
-    """EASE: L2 strengths tried; the one with the best validation NDCG@20 is kept."""
-    knn_neighbours: tuple[int, ...] = (10, 25, 50, 100, 200, 400)
-    """ItemKNN: neighbourhood sizes tried; the best on validation NDCG@20 is kept."""
-    tuning_repeats: int = 5
-    """EASE's lambda (also inside CFGAN's blend and start) and ItemKNN's k are chosen by the mean
-    validation NDCG@20 over this many carve-outs of the training data: the validation split, then
-    more drawn from train + validation with each user's validation count kept (a fixed seed). One
-    carve-out's choice is noisy; each more costs one more round of fits. 1: the validation split only."""
-    knn_shrink: float = 0.0
-    """ItemKNN: shrink term added to the cosine's denominator."""
-    device: str = "auto"
-    """CFGAN: `auto` (CUDA when present, else CPU), `cpu` or `cuda`."""
-    seed: int = 0
-    """Seed of weight initialisation and negative sampling."""
-    epochs: int = 300
-    """Maximum number of epochs (one epoch: `d_steps` passes of D, then `g_steps` passes of G)."""
-    patience: int = 30
-    """Stop when validation NDCG@20 has not improved for this many epochs. CFGAN counts them only
-    once its generator ranks better than popularity on validation: below that it has not started
-    learning (on sparse data a GAN can take a few hundred epochs to start)."""
-    hidden_g: int = 400
-    """Width of the generator's hidden layers."""
-    hidden_d: int = 125
-    """Width of the discriminator's hidden layers."""
-    layers_g: int = 1
-    """Number of hidden layers of the generator."""
-    layers_d: int = 1
-    """Number of hidden layers of the discriminator."""
-    scheme: str = "ZP"
-    """CFGAN's negative-sampling scheme: ZR (zero reconstruction), PM (partial masking) or ZP (both)."""
-    loss: str = "bce"
-    """CFGAN's adversarial loss: `bce` (as published: D a classifier, cross-entropy) or `wgan-gp`
-    (D a critic with a Wasserstein loss and a gradient penalty; Adam without momentum, betas 0, 0.9)."""
-    gp_weight: float = 1.0
-    """CFGAN with loss=wgan-gp: weight of the gradient penalty. 1 is what the measured runs used; the
-    paper's 10 did not learn the test suite's block data at lr 1e-3 and did no better on Ciao."""
-    noise_dim: int = 0
-    """CFGAN: size of a standard normal noise input read by the generator beside the condition
-    (0: none, as published); validation and serving use the noise's mean, 0."""
-    init: str = "random"
-    """CFGAN's generator start: `random` (as published) or `ease`: a linear item-item path beside
-    the MLP, started from EASE fitted on the training split (lambda from `ease_lambdas`, chosen on
-    validation), then refined adversarially; epoch 0 competes in early stopping. Needs mode=user and
-    an items x items matrix in memory, like EASE."""
-    lr_item_item: float | None = None
-    """CFGAN with init=ease: Adam learning rate of the item-item path (None: lr_g; 0: frozen at
-    EASE, only the MLP beside it learns)."""
-    target: str = "history"
-    """CFGAN: what the discriminator judges. `history` (as published): the generated vector against
-    the user's whole history, given that history. `held_out`: given the items the generator saw
-    (after `input_dropout`), the generated vector against the items dropped from its input."""
+    name: str = DEFAULT
+    """Model family: a name in `genrec.models.families.FAMILIES`."""
     blend: str = "none"
-    """CFGAN: `none` (the generator's scores, as published) or `ease`: the scores served are a mix,
-    blend_weight x the generator's + (1 - blend_weight) x EASE's (each standardised per user), the
-    weight chosen on validation from `blend_weights` with the generator as validation chose it, and
-    EASE's lambda from `ease_lambdas`. Needs mode=user and a validation split; skipped (with a
-    warning) above `blend_max_items` items."""
+    """`none`, or a second family whose scores are mixed with the first's (each standardised per
+    user) by a weight chosen on validation from `blend_weights` (a composite model)."""
     blend_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-    """CFGAN with blend=ease: the generator's weights tried (0: EASE alone, 1: the generator alone)."""
+    """The first family's weights tried in the blend (0: the partner alone, 1: the first alone)."""
     blend_max_items: int = 20000
-    """CFGAN with blend=ease: above this many items EASE's dense items x items matrix (about
-    12 bytes x items^2 while it is fitted) is not built, and the generator alone is kept."""
-    refit: bool = False
-    """CFGAN: once validation has chosen the number of epochs, train again on train + validation
-    for that many (as the tuned baselines refit). The refit trains beside the selection run, on a
-    second thread, and keeps its generator as it was at the chosen epoch."""
-    mode: str = "user"
-    """CFGAN's condition: `user` (a user's vector of items; scores any history, so it can be served)
-    or `item` (an item's vector of users, as the authors' presets; scores only the users it trained
-    on, so for `genrec evaluate` and benchmarks, not for `genrec run`)."""
-    zr_ratio: float = 0.7
-    """Share of a user's unobserved items pushed towards zero by the ZR term."""
-    pm_ratio: float = 0.7
-    """Share of a user's unobserved items the discriminator sees (partial masking)."""
-    zr_coefficient: float = 0.03
-    """Weight of the ZR term in the generator's loss."""
-    input_dropout: float = 0.0
-    """Share of a user's history hidden from the generator's input during training (0: as published)."""
-    ema_decay: float = 0.0
-    """Keep an exponential moving average of the generator's weights with this decay per step and
-    use it for validation and serving (0: the raw generator, as published)."""
-    reg_g: float = 0.001
-    """L2 penalty on the generator's weights."""
-    reg_d: float = 0.0
-    """L2 penalty on the discriminator's weights."""
-    lr_g: float = 1e-4
-    """Adam learning rate of the generator."""
-    lr_d: float = 1e-4
-    """Adam learning rate of the discriminator."""
-    batch_g: int = 32
-    """Users per generator step."""
-    batch_d: int = 64
-    """Users per discriminator step."""
-    g_steps: int = 4
-    """Passes over the users for G per epoch."""
-    d_steps: int = 2
-    """Passes over the users for D per epoch."""
+    """Above this many items the blend is skipped and the first family alone is kept (EASE, the
+    usual partner, holds a dense items x items matrix: about 12 bytes x items^2 while it is fitted)."""
+    sections: Mapping[str, Any] = field(default_factory=_default_sections)
+    """One config section per family, by name."""
+
+    def __post_init__(self) -> None:
+        if self.name not in FAMILIES:
+            raise ValueError(f"model.name must be one of {', '.join(FAMILIES)}, got {self.name!r}")
+        if self.blend != "none" and self.blend not in FAMILIES:
+            raise ValueError(f"model.blend must be none or one of {', '.join(FAMILIES)}, got {self.blend!r}")
+        if not self.blend_weights or not all(0.0 <= w <= 1.0 for w in self.blend_weights):
+            raise ValueError(f"model.blend_weights must lie between 0 and 1, got {self.blend_weights}")
+        if self.blend_max_items < 1:
+            raise ValueError(f"model.blend_max_items must be at least 1, got {self.blend_max_items}")
+
+    def section(self, name: str | None = None) -> Any:
+        """The config section of family `name` (default: `self.name`)."""
+        return self.sections[name or self.name]
+
+    def to_dict(self) -> dict[str, Any]:
+        own = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sections"}
+        return own | {name: dataclasses.asdict(section) for name, section in self.sections.items()}
+
+
+OWN_MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "sections")
 
 
 @dataclass(frozen=True)
@@ -245,133 +190,40 @@ class Config:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     progress: bool = True
-    """Show progress bars (they are off anyway when stderr is not a terminal or CI is set)."""
+    """Show a progress bar while training (only when stderr is a terminal)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def flat(self) -> dict[str, Any]:
-        """Dotted keys, as MLflow params: `model.epochs` -> 300."""
         out: dict[str, Any] = {}
-
-        def walk(prefix: str, d: dict[str, Any]) -> None:
-            for k, v in d.items():
-                if isinstance(v, dict):
-                    walk(f"{prefix}{k}.", v)
-                else:
-                    out[f"{prefix}{k}"] = v
-
-        walk("", self.to_dict())
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if isinstance(value, ModelConfig) else (
+                dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value)
         return out
 
+    def flat(self) -> dict[str, Any]:
+        """Dotted keys, as MLflow params: `train.epochs` -> 300, `model.cfgan.hidden_g` -> 400."""
+        return _flatten(self.to_dict())
 
-# The values CFGAN's choice-valued settings accept (checked here at load and by the model itself).
-CFGAN_CHOICES: dict[str, tuple[str, ...]] = {
-    "scheme": ("ZR", "PM", "ZP"),
-    "loss": ("bce", "wgan-gp"),
-    "mode": ("user", "item"),
-    "init": ("random", "ease"),
-    "target": ("history", "held_out"),
-    "blend": ("none", "ease"),
-}
 
-# CFGAN user-based, with the ZR scheme alone (no partial masking: with it the generator stays at
-# popularity on Online Retail), the authors' ML-100K ZR ratio and discriminator, a generator half as
-# wide (200), input dropout on the generator's condition, an average of the generator's weights,
-# larger batches, a 20x learning rate and one D pass per four G passes; the scores served are mixed
-# with EASE's, by a weight chosen on validation. No refit. Up to 600 epochs (measured on the
-# ML-100K and Ciao splits and on Online Retail: README, "The model" and "Measured"; docs/results.md).
-_DEFAULT: dict[str, Any] = {
-    "model.scheme": "ZR",
-    "model.blend": "ease",
-    "model.epochs": 600,
-    "model.input_dropout": 0.5,
-    "model.ema_decay": 0.998,
-    "model.hidden_g": 200,
-    "model.batch_g": 256,
-    "model.batch_d": 256,
-    "model.d_steps": 1,
-    "model.lr_g": 2e-3,
-    "model.lr_d": 2e-3,
-}
+def preset_names() -> list[str]:
+    return sorted(p.name.removesuffix(".toml") for p in resources.files("genrec").joinpath("presets").iterdir()
+                  if p.name.endswith(".toml"))
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": _DEFAULT,
-    # The `default` generator (with the ZP scheme it was measured with) and a linear item-item path
-    # started from EASE (fitted on the training split), refined adversarially; epoch 0 competes in
-    # early stopping, so the adversarial epochs are kept only where validation says they help (see
-    # docs/results.md). The generator alone (no blend: it holds EASE already), refitted on train +
-    # validation.
-    "cfgan-ease": {
-        **_DEFAULT, "model.scheme": "ZP", "model.init": "ease", "model.blend": "none", "model.refit": True,
-        "model.lr_g": 1e-4, "model.lr_d": 1e-4, "model.epochs": 100, "model.patience": 10,
-    },
-    # genrec's GAN alone, the best found on ML-100K (docs/results.md): the ZP scheme with a Wasserstein
-    # loss and gradient penalty, a wider critic (250), input dropout 0.3, one G pass per two critic
-    # passes at a learning rate of 1e-3, refitted on train + validation; no blend. Slower than `default`.
-    "cfgan-wgan": {
-        **_DEFAULT, "model.scheme": "ZP", "model.loss": "wgan-gp", "model.gp_weight": 1.0, "model.hidden_d": 250,
-        "model.input_dropout": 0.3, "model.lr_g": 1e-3, "model.lr_d": 1e-3, "model.d_steps": 2, "model.g_steps": 1,
-        "model.refit": True, "model.blend": "none",
-    },
-    # The GAN alone for a larger catalogue such as Online Retail's, where `cfgan-wgan` learns slowly
-    # (docs/results.md): `default`'s ZR generator and cross-entropy loss, three times as wide (600:
-    # on that log's 3,665 items the width of 200 peaks lower) with more input dropout (0.7),
-    # refitted on train + validation; no blend. Weaker than `cfgan-wgan` on ML-100K and Ciao; made
-    # item-based (`model.mode=item`, for evaluation only) it is the best GAN alone on Ciao.
-    "cfgan-wide": {
-        **_DEFAULT, "model.hidden_g": 600, "model.input_dropout": 0.7, "model.refit": True, "model.blend": "none",
-    },
-    # The CFGAN authors' own hyperparameters (Bigdasgit/CFGAN, parameters.py), item-based, as
-    # published; `epochs` is the top of the range they drew from, and validation early stopping
-    # replaces their choice of epoch count by the test set; no blend with EASE (not theirs, and for
-    # user-based models only). For `genrec evaluate` and benchmarks.
-    "cfgan-ml100k": {
-        "model.mode": "item", "model.hidden_g": 400, "model.hidden_d": 125, "model.reg_g": 0.001,
-        "model.reg_d": 0.0, "model.lr_g": 1e-4, "model.lr_d": 1e-4, "model.batch_g": 32, "model.batch_d": 64,
-        "model.layers_g": 1, "model.layers_d": 1, "model.g_steps": 4, "model.d_steps": 2, "model.scheme": "ZP",
-        "model.zr_ratio": 0.7, "model.pm_ratio": 0.7, "model.zr_coefficient": 0.03, "model.epochs": 1000,
-        "model.patience": 100,
-        "model.blend": "none",
-    },
-    "cfgan-ml1m": {
-        "model.mode": "item", "model.hidden_g": 300, "model.hidden_d": 250, "model.reg_g": 0.001,
-        "model.reg_d": 5e-5, "model.lr_g": 1e-4, "model.lr_d": 5e-5, "model.batch_g": 256, "model.batch_d": 512,
-        "model.layers_g": 1, "model.layers_d": 1, "model.g_steps": 1, "model.d_steps": 1, "model.scheme": "ZP",
-        "model.zr_ratio": 0.9, "model.pm_ratio": 0.9, "model.zr_coefficient": 0.03, "model.epochs": 1550,
-        "model.patience": 150,
-        "model.blend": "none",
-    },
-    "cfgan-ciao": {
-        "model.mode": "item", "model.hidden_g": 250, "model.hidden_d": 50, "model.reg_g": 0.001,
-        "model.reg_d": 0.001, "model.lr_g": 1e-4, "model.lr_d": 1e-4, "model.batch_g": 128, "model.batch_d": 128,
-        "model.layers_g": 1, "model.layers_d": 4, "model.g_steps": 1, "model.d_steps": 1, "model.scheme": "ZR",
-        "model.zr_ratio": 0.4, "model.pm_ratio": 0.2, "model.zr_coefficient": 0.1, "model.epochs": 550,
-        # Validation falls for the first ~175 epochs on Ciao before the generator learns (best near
-        # the cap; docs/results.md): a patience of 100 stopped it at epoch 101, at the start, before
-        # patience waited for popularity to be beaten. Measured with the whole run.
-        "model.patience": 550,
-        "model.blend": "none",
-    },
-    # Trains in seconds on small data: for smoke tests, CI and the contract check.
-    "tiny": {
-        "model.epochs": 30,
-        "model.patience": 10,
-        "model.hidden_g": 256,
-        "model.hidden_d": 64,
-        "model.input_dropout": 0.5,
-        "model.batch_g": 32,
-        "model.batch_d": 32,
-        "model.g_steps": 1,
-        "model.d_steps": 1,
-        "model.lr_g": 3e-3,
-        "model.lr_d": 3e-3,
-    },
-}
+
+def _read_preset(name: str) -> dict[str, Any]:
+    return tomllib.loads(resources.files("genrec").joinpath("presets", f"{name}.toml").read_text())
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    """A preset's values as dotted keys, the presets it names (`preset = "..."`) applied first."""
+    raw = _read_preset(name)
+    parent = raw.pop("preset", None)
+    return (preset_values(parent) if parent else {}) | _flatten(raw)
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -382,10 +234,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
             return None
         return _coerce(value, args[0], key)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise UsageError(f"{key} must be one of {', '.join(map(str, choices))}, got {value!r}.")
+        return value
     if origin is tuple:
         (inner, *_rest) = typing.get_args(tp)
-        items = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(_coerce(v, inner, key) for v in items)
+        items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+        return tuple(_coerce(v.strip() if isinstance(v, str) else v, inner, key) for v in items)
     try:
         if tp is bool:
             if isinstance(value, bool):
@@ -395,92 +252,135 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             if str(value).lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError(value)
-        if tp in (int, float, str):
+        if tp is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if tp in (float, str):
             return tp(value)
     except (TypeError, ValueError):
         raise UsageError(f"Config key {key!r} expects {tp.__name__}, got {value!r}.") from None
     return value
 
 
+def _replace(obj: Any, full: str, **changes: Any) -> Any:
+    try:
+        return dataclasses.replace(obj, **changes)
+    except ValueError as exc:
+        raise UsageError(f"Config key {full!r}: {exc}.") from None
+
+
 def _apply(obj: Any, key: str, value: Any, path: str = "") -> Any:
     """Return a copy of the dataclass `obj` with dotted `key` set to `value`."""
     head, _, rest = key.partition(".")
-    fields = {f.name: f for f in dataclasses.fields(obj)}
     full = f"{path}{head}"
+    if isinstance(obj, ModelConfig) and head in obj.sections:
+        if not rest:
+            raise UsageError(f"Config key {full!r} is a section; set one of its fields.")
+        sections = dict(obj.sections)
+        sections[head] = _apply(obj.sections[head], rest, value, f"{full}.")
+        return _replace(obj, full, sections=sections)
+    fields = {f.name: f for f in dataclasses.fields(obj) if f.name != "sections"}
     if head not in fields:
-        known = ", ".join(sorted(fields))
-        raise UsageError(f"Unknown config key {full!r} (known here: {known}).")
+        known = sorted(fields) + (sorted(obj.sections) if isinstance(obj, ModelConfig) else [])
+        hint = f" It is `train.{head}` now." if path == "model." and head in _train_fields() else ""
+        raise UsageError(f"Unknown config key {full!r} (known here: {', '.join(known)}).{hint}")
     hints = typing.get_type_hints(type(obj))
     current = getattr(obj, head)
     if rest:
         if not dataclasses.is_dataclass(current):
             raise UsageError(f"Config key {full!r} has no sub-keys.")
-        return dataclasses.replace(obj, **{head: _apply(current, rest, value, f"{full}.")})
+        return _replace(obj, full, **{head: _apply(current, rest, value, f"{full}.")})
     if dataclasses.is_dataclass(current):
         raise UsageError(f"Config key {full!r} is a section; set one of its fields.")
-    return dataclasses.replace(obj, **{head: _coerce(value, hints[head], full)})
+    return _replace(obj, full, **{head: _coerce(value, hints[head], full)})
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _train_fields() -> set[str]:
+    return {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
-        if isinstance(v, dict):
+        if isinstance(v, Mapping):
             out.update(_flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
 
 
+def _expand(key: str, family: str) -> str:
+    """`model.X` -> `model.<family>.X` for an X that is no field of `model` itself (shorthand for
+    the chosen family's section)."""
+    head, _, rest = key.partition(".")
+    if head != "model" or not rest:
+        return key
+    first = rest.partition(".")[0]
+    if first in OWN_MODEL_FIELDS or first in FAMILIES:
+        return key
+    section = FAMILIES[family].config
+    if first not in {f.name for f in dataclasses.fields(section)}:
+        others = [name for name, fam in FAMILIES.items() if first in {f.name for f in dataclasses.fields(fam.config)}]
+        where = f" (it is an option of {', '.join(others)})" if others else ""
+        hint = f" It is `train.{first}` now." if first in _train_fields() else ""
+        raise UsageError(f"Unknown config key {key!r}: model family {family!r} has no option {first!r}{where}.{hint}")
+    return f"model.{family}.{rest}"
+
+
 def load_config(source: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Build the config from a preset name or a TOML/JSON file, then `KEY=VALUE` overrides."""
-    cfg = Config()
-    values: dict[str, Any]
-    if source is None or source in PRESETS:
-        values = dict(PRESETS[source or "default"])
+    presets = preset_names()
+    given: dict[str, Any] = {}
+    if source is None or source in presets:
+        values = preset_values(source or "default")
     else:
         path = Path(source)
         if not path.is_file():
-            raise UsageError(
-                f"--config {source!r} is neither a preset ({', '.join(PRESETS)}) nor a readable file."
-            )
+            raise UsageError(f"--config {source!r} is neither a preset ({', '.join(presets)}) nor a readable file.")
         text = path.read_text()
         try:
             raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
             raise UsageError(f"Config file {path} is not valid: {exc}.") from None
         preset = raw.pop("preset", "default")
-        if preset not in PRESETS:
+        if preset not in presets:
             raise UsageError(f"Config file {path} names an unknown preset {preset!r}.")
-        values = dict(PRESETS[preset]) | _flatten(raw)
+        values = preset_values(preset)
+        given = _flatten(raw)
+    preset_model = values.get("model.name")
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise UsageError(f"--set expects KEY=VALUE, got {item!r}.")
-        values[key.strip()] = value.strip()
+        given[key.strip()] = value.strip()
+    values |= given
+    if given.get("model.name", preset_model) != preset_model and "model.blend" not in given:
+        values["model.blend"] = "none"  # a preset's blend belongs to the preset's model
+    cfg = Config()
+    name = values.pop("model.name", cfg.model.name)
+    cfg = _apply(cfg, "model.name", name)
     for key, value in values.items():
-        cfg = _apply(cfg, key, value)
+        cfg = _apply(cfg, _expand(key, cfg.model.name), value)
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: Config) -> None:
+    """Checks across fields, at load."""
     try:
         named = [m for m, _ in metric_rules(cfg.gate.floors, "floors")]
         named += [r.metric for r in change_rules(cfg.gate) if r.source == "changes"]
     except ValueError as exc:
         raise UsageError(f"{exc}.") from None
-    for name, allowed in CFGAN_CHOICES.items():
-        value = getattr(cfg.model, name)
-        if value not in allowed:
-            raise UsageError(f"model.{name} must be one of {', '.join(allowed)}, got {value!r}.")
-    if cfg.model.tuning_repeats < 1:
-        raise UsageError(f"model.tuning_repeats must be at least 1, got {cfg.model.tuning_repeats}.")
-    if cfg.model.init == "ease" and cfg.model.mode != "user":
-        raise UsageError("model.init=ease needs model.mode=user.")
-    if cfg.model.name == "cfgan" and cfg.model.blend == "ease" and cfg.model.mode != "user":
-        raise UsageError("model.mode=item cannot be blended with EASE (model.blend=ease; EASE scores a user's "
-                         "items): add --set model.blend=none. An item-based CFGAN is for `genrec evaluate` only.")
     known = metric_names(cfg.eval)
     for metric in [cfg.eval.primary_metric, *named]:
         if metric not in known:
             raise UsageError(f"Config names the metric {metric!r}, which the evaluation does not compute "
                              f"(it computes {', '.join(known)}).")
-    return cfg
+    if cfg.model.blend == cfg.model.name:
+        raise UsageError(f"model.blend names the model's own family {cfg.model.name!r}: blend it with another one "
+                         "or set model.blend=none.")
 
 
 def metric_names(eval_cfg: EvalConfig) -> list[str]:

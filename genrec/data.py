@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import typing
 import zlib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,15 +24,7 @@ from genrec.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
 
-FORMATS = (
-    "movielens-100k",
-    "movielens-1m",
-    "movielens-latest",
-    "cfgan",
-    "online-retail",
-    "csv",
-    "parquet",
-)
+FORMATS = tuple(f for f in typing.get_args(typing.get_type_hints(DataConfig)["format"]) if f != "auto")
 
 ONLINE_RETAIL_COLUMNS = [
     "InvoiceNo",

@@ -134,19 +134,3 @@ def rejection(checks: list[DriftCheck]) -> str | None:
     if not failed:
         return None
     return "; ".join(f"{c.metric} is {c.value:.3f}, above {c.threshold}" for c in failed)
-
-
-def against_champion(implicit: pd.DataFrame, cfg, validator) -> tuple[DataProfile, list[DriftCheck], Any, str | None]:
-    """Profile `implicit` and, if there is a champion with a logged profile, check it for drift
-    (`cfg` is the whole Config). Returns the profile, the checks, the drift report (or None) and
-    the champion's version."""
-    from genrec import registry
-
-    profile = DataProfile.of(implicit)
-    name = cfg.registry.model_name
-    champion = registry.champion_version(name)
-    reference = registry.load_profile(name, champion) if champion else None
-    if reference is None:
-        return profile, [], None, champion
-    checks, report = check(reference, profile, cfg.drift, validator)
-    return profile, checks, report, champion

@@ -20,11 +20,14 @@ class DataError(GenrecError):
 
     exit_code = 3
 
-    def __init__(self, message: str, data_docs: str | None = None, outcomes: list[dict] | None = None):
+    def __init__(self, message: str, data_docs: str | None = None, outcomes: list[dict] | None = None,
+                 report=None):
         super().__init__(message)
         self.data_docs = data_docs
         self.outcomes = outcomes or []
         """Every expectation's result (pass and fail) of the suite that rejected the data."""
+        self.report = report
+        """The rejecting suite's report, where a suite rejected it."""
 
 
 class NotFoundError(GenrecError):
@@ -43,3 +46,10 @@ class TrainingDivergedError(GenrecError):
 
 class ServingCheckError(GenrecError):
     """A logged model, loaded back as a server would, cannot answer its own input example."""
+
+
+class UnloadableModelError(GenrecError):
+    """A registered model exists but cannot be loaded by this genrec (an older format, a missing
+    or corrupt artifact); the message names the version and what to do."""
+
+    exit_code = 4

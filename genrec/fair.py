@@ -9,16 +9,14 @@ training data (train and validation splits, as string id pairs).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from genrec.preprocessing import PreparedData
+from genrec.dataset import TEST, Dataset
 
 
 @dataclass
@@ -30,8 +28,8 @@ class TrainingReference:
     cutoff: str | None
 
     @classmethod
-    def of(cls, data: PreparedData) -> "TrainingReference":
-        seen = (data.train + data.validation).tocoo()
+    def of(cls, data: Dataset) -> "TrainingReference":
+        seen = data.known.tocoo()
         return cls(users=np.asarray(data.user_ids[seen.row], dtype=str),
                    items=np.asarray(data.item_ids[seen.col], dtype=str), cutoff=data.train_cutoff)
 
@@ -50,21 +48,20 @@ class TrainingReference:
             return cls(users=arrays["users"], items=arrays["items"], cutoff=str(arrays["cutoff"]) or None)
 
 
-def fair_test(data: PreparedData, reference: TrainingReference) -> tuple[PreparedData, dict[str, Any]]:
+def fair_test(data: Dataset, reference: TrainingReference) -> tuple[Dataset, dict[str, Any]]:
     """`data` with its test split cut to what `reference`'s model cannot have trained on."""
-    test = data.test.tocoo()
-    if reference.cutoff and data.test_time is not None:
+    test = data.events.where(data.events.split == TEST)
+    if reference.cutoff and test.has_time:
         cutoff = (pd.Timestamp(reference.cutoff) - pd.Timestamp(0)) / pd.Timedelta(seconds=1)
-        times = np.asarray(data.test_time[test.row, test.col]).ravel()
-        keep = times > cutoff
+        keep = test.time > cutoff
         rule = f"test interactions newer than the champion's training cutoff {reference.cutoff}"
     else:
         seen = pd.MultiIndex.from_arrays([reference.users, reference.items])
-        pairs = pd.MultiIndex.from_arrays([np.asarray(data.user_ids[test.row], dtype=str),
-                                           np.asarray(data.item_ids[test.col], dtype=str)])
+        pairs = pd.MultiIndex.from_arrays([np.asarray(data.user_ids[test.user], dtype=str),
+                                           np.asarray(data.item_ids[test.item], dtype=str)])
         keep = ~pairs.isin(seen)
         rule = "test interactions absent from the champion's training data"
-    fair = sp.csr_matrix((test.data[keep], (test.row[keep], test.col[keep])), shape=test.shape)
-    info = {"rule": rule, "interactions": int(keep.sum()), "removed": int((~keep).sum()),
-            "users": int((np.diff(fair.indptr) > 0).sum())}
-    return dataclasses.replace(data, test=fair), info
+    fair = data.keep_test(keep)
+    info = {"rule": rule, "interactions": int(fair.test.nnz), "removed": int(data.test.nnz - fair.test.nnz),
+            "users": int((np.diff(fair.test.indptr) > 0).sum())}
+    return fair, info

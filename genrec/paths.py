@@ -35,6 +35,11 @@ def datasets_dir(fingerprint: str) -> Path:
     return genrec_home() / "datasets" / fingerprint
 
 
+def checkpoints_dir() -> Path:
+    """One folder per training run: its checkpoint and what it trained on (`run.json`)."""
+    return genrec_home() / "checkpoints"
+
+
 def environment_defaults() -> dict[str, str]:
     """Environment a genrec process sets (unless already set) before Prefect is imported."""
     home = genrec_home()

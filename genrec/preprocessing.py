@@ -1,25 +1,27 @@
-"""Preprocessing: implicit feedback, id maps, a seeded per-user split and a data fingerprint.
+"""Preprocessing: implicit feedback, id maps, a seeded per-user split and a data fingerprint, built
+into the `Dataset` every model family fits on.
 
-Interactions stay sparse (SciPy CSR, users x items) from here on; nothing densifies the full matrix.
+Interactions stay sparse from here on; nothing densifies the users x items matrix.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from genrec.config import DataConfig, PrepareConfig
+from genrec.dataset import Dataset, Events
+
+if TYPE_CHECKING:
+    from genrec.config import DataConfig, PrepareConfig
 
 log = logging.getLogger(__name__)
 
 
-def to_implicit(interactions: pd.DataFrame, data: DataConfig, prepare: PrepareConfig) -> pd.DataFrame:
+def to_implicit(interactions: pd.DataFrame, data: "DataConfig", prepare: "PrepareConfig") -> pd.DataFrame:
     """Keep positives (rating >= threshold if one is set), one row per (user, item), latest first seen.
 
     Then drop users and items below the configured minimum counts (once, in that order).
@@ -46,72 +48,24 @@ def fingerprint(interactions: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
 
 
-@dataclass
-class PreparedData:
-    """The prepared dataset: id maps and the three splits as users x items CSR matrices."""
-
-    user_ids: np.ndarray
-    """Index -> external user id (str)."""
-    item_ids: np.ndarray
-    """Index -> external item id (str)."""
-    train: sp.csr_matrix
-    validation: sp.csr_matrix
-    test: sp.csr_matrix
-    fingerprint: str
-    train_cutoff: str | None = None
-    """Latest timestamp of what a model fits on (train and validation splits, ISO), when the data
-    has timestamps."""
-    test_time: sp.csr_matrix | None = None
-    """The test split's timestamps (seconds since 1970, float) in the test split's pattern, when
-    the data has timestamps."""
-    stats: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def n_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
-
-    @property
-    def known(self) -> sp.csr_matrix:
-        """Everything a model may condition on when scoring the test split (train + validation)."""
-        return (self.train + self.validation).tocsr()
-
-    def save(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
-        for name in ("train", "validation", "test"):
-            sp.save_npz(directory / f"{name}.npz", getattr(self, name))
-        np.save(directory / "user_ids.npy", self.user_ids.astype(str))
-        np.save(directory / "item_ids.npy", self.item_ids.astype(str))
-        return directory
-
-
-def _csr(users: np.ndarray, items: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    m = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=shape)
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m
-
-
-def split_per_user(
-    users: np.ndarray, n_users: int, prepare: PrepareConfig
-) -> np.ndarray:
+def split_per_user(users: np.ndarray, n_users: int, prepare: "PrepareConfig", test_fraction: float | None = None,
+                   validation_fraction: float | None = None) -> np.ndarray:
     """Assign each interaction to 0 (train), 1 (validation) or 2 (test), seeded, per user.
 
     A user with n >= `min_interactions_to_split` interactions gives round(test_fraction * n) (at least
     one) to test and round(validation_fraction * rest) (at least one if two remain) to validation;
-    a fraction of 0 gives none.
+    a fraction of 0 gives none. The fractions are `prepare`'s unless given.
     """
+    test_fraction = prepare.test_fraction if test_fraction is None else test_fraction
+    validation_fraction = prepare.validation_fraction if validation_fraction is None else validation_fraction
     rank = random_rank_per_user(users, n_users, np.random.default_rng(prepare.seed))
     n = np.bincount(users, minlength=n_users)[users]
     splittable = n >= prepare.min_interactions_to_split
-    n_test = np.where(splittable & (prepare.test_fraction > 0), np.maximum(1, np.rint(prepare.test_fraction * n)), 0)
+    n_test = np.where(splittable & (test_fraction > 0), np.maximum(1, np.rint(test_fraction * n)), 0)
     rest = n - n_test
     n_val = np.where(
-        splittable & (rest >= 2) & (prepare.validation_fraction > 0),
-        np.maximum(1, np.rint(prepare.validation_fraction * rest)),
+        splittable & (rest >= 2) & (validation_fraction > 0),
+        np.maximum(1, np.rint(validation_fraction * rest)),
         0,
     )
     return np.where(rank < n_test, 2, np.where(rank < n_test + n_val, 1, 0)).astype(np.int8)
@@ -127,71 +81,65 @@ def random_rank_per_user(users: np.ndarray, n_users: int, rng: np.random.Generat
     return rank
 
 
-def prepare(implicit: pd.DataFrame, prepare: PrepareConfig) -> PreparedData:
-    """Id maps, split and fingerprint of the implicit interactions."""
+def _seconds(timestamps: pd.Series) -> np.ndarray | None:
+    """Seconds since 1970 (float), or None unless every row has a timestamp."""
+    if len(timestamps) == 0 or not timestamps.notna().all():
+        return None
+    if pd.api.types.is_numeric_dtype(timestamps):
+        return timestamps.to_numpy(dtype=np.float64)
+    return ((pd.to_datetime(timestamps) - pd.Timestamp(0)) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
+
+
+def _stats(data: Dataset) -> dict[str, float]:
+    counts = np.bincount(data.events.split, minlength=3)
+    return {"users": data.n_users, "items": data.n_items, "interactions": len(data.events),
+            "train": int(counts[0]), "validation": int(counts[1]), "test": int(counts[2]),
+            "density": len(data.events) / max(1, data.n_users * data.n_items)}
+
+
+def prepare(implicit: pd.DataFrame, prepare: "PrepareConfig", items: pd.DataFrame | None = None) -> Dataset:
+    """Id maps, split and fingerprint of the implicit interactions (and the item attribute table,
+    aligned to the item ids, where the source has one)."""
     user_codes, user_ids = pd.factorize(implicit["user_id"], sort=True)
     item_codes, item_ids = pd.factorize(implicit["item_id"], sort=True)
-    shape = (len(user_ids), len(item_ids))
-    part = split_per_user(user_codes, shape[0], prepare)
-    splits = {
-        name: _csr(user_codes[part == code], item_codes[part == code], shape)
-        for code, name in enumerate(("train", "validation", "test"))
-    }
-    cutoff = None
-    test_time = None
-    if implicit["timestamp"].notna().all():
-        seen = implicit["timestamp"][part != 2]
-        cutoff = pd.Timestamp(seen.max()).isoformat() if len(seen) else None
-        seconds = (implicit["timestamp"] - pd.Timestamp(0)) / pd.Timedelta(seconds=1)
-        is_test = part == 2
-        test_time = sp.csr_matrix((seconds.to_numpy()[is_test], (user_codes[is_test], item_codes[is_test])), shape=shape)
-    stats = {
-        "users": shape[0],
-        "items": shape[1],
-        "interactions": len(implicit),
-        "train": int(splits["train"].nnz),
-        "validation": int(splits["validation"].nnz),
-        "test": int(splits["test"].nnz),
-        "density": len(implicit) / max(1, shape[0] * shape[1]),
-    }
-    log.info("prepared %s", stats)
-    return PreparedData(
-        user_ids=np.asarray(user_ids, dtype=object),
-        item_ids=np.asarray(item_ids, dtype=object),
-        fingerprint=fingerprint(implicit),
-        train_cutoff=cutoff,
-        test_time=test_time,
-        stats=stats,
-        **splits,
-    )
+    part = split_per_user(user_codes, len(user_ids), prepare)
+    events = Events.build(user_codes, item_codes, _seconds(implicit["timestamp"]), part)
+    item_ids = np.asarray(item_ids, dtype=object)
+    data = Dataset(user_ids=np.asarray(user_ids, dtype=object), item_ids=item_ids, events=events,
+                   fingerprint=fingerprint(implicit), items=_aligned(items, item_ids))
+    data.stats = _stats(data)
+    log.info("prepared %s", data.stats)
+    return data
 
 
-def from_split(train: pd.DataFrame, test: pd.DataFrame, prepare_cfg: PrepareConfig) -> PreparedData:
+def _aligned(items: pd.DataFrame | None, item_ids: np.ndarray) -> pd.DataFrame | None:
+    """The attribute table with one row per item id, in `item_ids` order."""
+    if items is None:
+        return None
+    table = items.assign(item_id=items["item_id"].astype(str)).drop_duplicates("item_id").set_index("item_id")
+    return table.reindex(pd.Index(item_ids.astype(str), name="item_id")).reset_index()
+
+
+def from_split(train: pd.DataFrame, test: pd.DataFrame, prepare_cfg: "PrepareConfig") -> Dataset:
     """A dataset from a given train/test split (e.g. the CFGAN authors'): validation is carved out
     of train per user, with the same seeded rule; test interactions of unknown items are dropped."""
     user_codes, user_ids = pd.factorize(pd.concat([train["user_id"], test["user_id"]]), sort=True)
     item_codes, item_ids = pd.factorize(train["item_id"], sort=True)
     n_train = len(train)
-    shape = (len(user_ids), len(item_ids))
-    tr_users, tr_items = user_codes[:n_train], item_codes
+    tr_users = user_codes[:n_train]
     te_users = user_codes[n_train:]
     te_items = pd.Index(item_ids).get_indexer(test["item_id"])
     keep = te_items >= 0
-    carve = PrepareConfig(
-        test_fraction=prepare_cfg.validation_fraction,
-        validation_fraction=0.0,
-        min_interactions_to_split=prepare_cfg.min_interactions_to_split,
-        seed=prepare_cfg.seed,
-    )
-    part = split_per_user(tr_users, shape[0], carve)  # 2 marks the validation carve-out here
-    both = pd.concat([train, test])
-    return PreparedData(
-        user_ids=np.asarray(user_ids, dtype=object),
-        item_ids=np.asarray(item_ids, dtype=object),
-        train=_csr(tr_users[part == 0], tr_items[part == 0], shape),
-        validation=_csr(tr_users[part == 2], tr_items[part == 2], shape),
-        test=_csr(te_users[keep], te_items[keep], shape),
-        fingerprint=fingerprint(both),
-        stats={"users": shape[0], "items": shape[1], "train": n_train, "test": int(keep.sum()),
-               "test_dropped_unknown_items": int((~keep).sum())},
-    )
+    # The validation carve-out, drawn as split_per_user draws a test split (it marks it 2).
+    part = split_per_user(tr_users, len(user_ids), prepare_cfg, test_fraction=prepare_cfg.validation_fraction,
+                          validation_fraction=0.0)
+    split = np.concatenate([np.where(part == 2, 1, 0), np.full(int(keep.sum()), 2)])
+    times = [_seconds(train["timestamp"]) if "timestamp" in train else None,
+             _seconds(test["timestamp"][keep]) if "timestamp" in test else None]
+    time = np.concatenate(times) if all(t is not None for t in times) else None
+    events = Events.build(np.concatenate([tr_users, te_users[keep]]), np.concatenate([item_codes, te_items[keep]]),
+                          time, split)
+    data = Dataset(user_ids=np.asarray(user_ids, dtype=object), item_ids=np.asarray(item_ids, dtype=object),
+                   events=events, fingerprint=fingerprint(pd.concat([train, test])))
+    data.stats = _stats(data) | {"test_dropped_unknown_items": int((~keep).sum())}
+    return data

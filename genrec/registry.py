@@ -4,22 +4,28 @@ The tracking store defaults to SQLite under `GENREC_HOME` (artifacts beside it) 
 `MLFLOW_TRACKING_URI` is set. `champion` marks the deployed version, `challenger` the latest
 candidate. MLflow keeps no history of alias moves, so every move of `champion` is also written as a
 registered-model tag `genrec.history.NNNNNN` (JSON), which lives with the registry.
+
+A registered model is data loaded by code: the `ServingModel`'s files (JSON and safetensors) as the
+pyfunc's artifacts, `genrec/mlflow_model.py` as its code (MLflow's models from code), and a wheel of
+the installed genrec as its one requirement. Nothing is pickled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import pickle
+import os
+import socket
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
-from genrec.errors import NotFoundError
+from genrec.errors import NotFoundError, UnloadableModelError
 from genrec.paths import artifacts_dir, genrec_home, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -27,7 +33,8 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_PREFIX = "genrec.history."
-PIP_REQUIREMENTS = ["genrec", "torch==2.13.0", "pandas", "numpy", "scipy", "mlflow==3.17.2"]
+MODEL_FORMAT = 1
+"""The `genrec_format` in a logged model's metadata; a model without it predates the format."""
 
 
 def _mlflow():
@@ -56,28 +63,29 @@ def ensure_experiment(name: str) -> str:
 # --- the model as MLflow serves it -------------------------------------------------------------
 
 
-def _pyfunc_class():
+def pyfunc_model():
+    """The pyfunc model `genrec/mlflow_model.py` hands MLflow: it loads the `ServingModel` from the
+    model's artifacts; bad requests become HTTP 400."""
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
     class GenrecModel(mlflow.pyfunc.PythonModel):
-        """Delegates to `genrec.serving.ServingBundle`; bad requests become HTTP 400."""
-
         def load_context(self, context):
-            with open(context.artifacts["bundle"], "rb") as fh:
-                self.bundle = pickle.load(fh)
+            from genrec.serving import ServingModel
+
+            self.served = ServingModel.load(Path(context.artifacts["model"]))
 
         def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None):
             from genrec.serving import BadRequest
 
             try:
                 k = int((params or {}).get("k", 10))
-                return self.bundle.predict(model_input, k=k)
+                return self.served.predict(model_input, k=k)
             except (BadRequest, ValueError, TypeError) as exc:
                 raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
 
-    return GenrecModel
+    return GenrecModel()
 
 
 def _signature():
@@ -98,28 +106,72 @@ def _signature():
     )
 
 
-def log_model(bundle, input_example: pd.DataFrame) -> str:
-    """Log the bundle as a pyfunc model in the active run; returns its model URI."""
+def log_model(served, input_example: pd.DataFrame) -> str:
+    """Log a `ServingModel` as a pyfunc model in the active run; returns its model URI."""
+    from genrec.wheel import build_wheel, version
+
     mlflow = _mlflow()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bundle.pkl"
-        with path.open("wb") as fh:
-            pickle.dump(bundle, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        files = served.save(Path(tmp) / "model")
+        wheel = build_wheel(Path(tmp) / "wheels")
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=_pyfunc_class()(),
-            artifacts={"bundle": str(path)},
+            python_model=str(Path(__file__).with_name("mlflow_model.py")),
+            artifacts={"model": str(files), "wheel": str(wheel)},
             signature=_signature(),
             input_example=(input_example, {"k": 10}),
-            pip_requirements=PIP_REQUIREMENTS,
+            pip_requirements=[f"artifacts/{wheel.name}"],
+            metadata={"genrec_format": MODEL_FORMAT, "genrec_version": version()},
         )
     return info.model_uri
+
+
+def check_loadable(model_uri: str) -> None:
+    """UnloadableModelError unless `model_uri` is a model this genrec loads (read from its MLmodel
+    file alone, before anything of the model is loaded)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        metadata = _mlflow().models.get_model_info(model_uri).metadata or {}
+    except MlflowException as exc:
+        if _missing(exc):
+            raise NotFoundError(f"No model at {model_uri}: {exc.message}") from None
+        raise UnloadableModelError(f"Cannot read the model at {model_uri}: {exc.message}") from None
+    except OSError as exc:
+        raise UnloadableModelError(f"Cannot read the model at {model_uri}: {exc}.") from None
+    found = metadata.get("genrec_format")
+    if found == MODEL_FORMAT:
+        return
+    if found is None:
+        raise UnloadableModelError(
+            f"{model_uri} was registered by a genrec older than 0.2 as a pickled Python object, which this genrec "
+            "never unpickles: train a new version with `genrec run` (or `genrec promote` a version registered "
+            "since), or load this one with genrec 0.1.")
+    raise UnloadableModelError(f"{model_uri} is in genrec model format {found!r}; this genrec "
+                               f"({_version()}) reads format {MODEL_FORMAT}: install the genrec that registered it.")
+
+
+def _version() -> str:
+    from genrec.wheel import version
+
+    return version()
+
+
+def load_model(model_uri: str):
+    """A pyfunc model, loaded back as a server would load it (its format checked first)."""
+    check_loadable(model_uri)
+    return _mlflow().pyfunc.load_model(model_uri)
+
+
+def load_serving_model(model_uri: str):
+    """The `ServingModel` inside a registered genrec model (batch scoring in-process)."""
+    return load_model(model_uri).unwrap_python_model().served
 
 
 def log_reference(profile, training) -> None:
     """Log what the candidate trained on (artifact folder `reference/`): the data profile, for the
     next run's drift checks, and the training pairs and cutoff, for a fair gate, once this version
-    is champion."""
+    is champion. Both are objects with `save(directory)`."""
     mlflow = _mlflow()
     with tempfile.TemporaryDirectory() as tmp:
         folder = profile.save(Path(tmp) / "reference")
@@ -127,42 +179,19 @@ def log_reference(profile, training) -> None:
         mlflow.log_artifacts(str(folder), "reference")
 
 
-def _download_reference(model_name: str, version: str, tmp: str) -> Path | None:
+@contextlib.contextmanager
+def reference_dir(model_name: str, version: str) -> Iterator[Path | None]:
+    """The `reference/` folder logged with `version`, downloaded for the duration of the block
+    (None if it has none)."""
     from mlflow.exceptions import MlflowException
 
     run_id = get_version(model_name, version).run_id
-    try:
-        return Path(_mlflow().artifacts.download_artifacts(run_id=run_id, artifact_path="reference", dst_path=tmp))
-    except (MlflowException, OSError):
-        return None
-
-
-def load_profile(model_name: str, version: str):
-    """The training data profile logged with `version`, or None if it has none."""
-    from genrec.drift import DataProfile
-
     with tempfile.TemporaryDirectory() as tmp:
-        path = _download_reference(model_name, version, tmp)
-        return DataProfile.load(path) if path else None
-
-
-def load_training_reference(model_name: str, version: str):
-    """The training pairs and cutoff logged with `version`, or None if it has none."""
-    from genrec.fair import TrainingReference
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = _download_reference(model_name, version, tmp)
-        return TrainingReference.load(path) if path else None
-
-
-def load_bundle(model_uri: str):
-    """The `ServingBundle` inside a registered genrec model (for batch scoring in-process)."""
-    return load_model(model_uri).unwrap_python_model().bundle
-
-
-def load_model(model_uri: str):
-    """A pyfunc model, loaded back as a server would load it."""
-    return _mlflow().pyfunc.load_model(model_uri)
+        try:
+            path = Path(_mlflow().artifacts.download_artifacts(run_id=run_id, artifact_path="reference", dst_path=tmp))
+        except (MlflowException, OSError):
+            path = None
+        yield path
 
 
 # --- tracking ----------------------------------------------------------------------------------
@@ -191,9 +220,63 @@ class TrainingRun:
 
 
 def start_run(experiment: str, run_name: str | None = None) -> TrainingRun:
+    """Start the run; it is tagged with this process's host and pid, so that a later start can tell
+    that a run left RUNNING belongs to a process that died (`close_dead_runs`)."""
     mlflow = _mlflow()
-    run = mlflow.start_run(experiment_id=ensure_experiment(experiment), run_name=run_name)
+    run = mlflow.start_run(experiment_id=ensure_experiment(experiment), run_name=run_name,
+                           tags={"genrec.host": socket.gethostname(), "genrec.pid": str(os.getpid())})
     return TrainingRun(run_id=run.info.run_id)
+
+
+def close_dead_runs(experiment: str) -> list[str]:
+    """Mark KILLED every RUNNING run of `experiment` started on this host by a process that is gone
+    (killed, crashed without cleaning up), with the reason as a tag; returns their ids."""
+    mlflow = _mlflow()
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    c = client()
+    closed = []
+    for run in c.search_runs([exp.experiment_id], filter_string="attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        if tags.get("genrec.host") != socket.gethostname() or not tags.get("genrec.pid", "").isdigit():
+            continue
+        if process_alive(int(tags["genrec.pid"])):
+            continue
+        c.set_tag(run.info.run_id, "genrec.end_reason",
+                  f"process {tags['genrec.pid']} on {tags['genrec.host']} ended without finishing the run")
+        c.set_terminated(run.info.run_id, status="KILLED")
+        closed.append(run.info.run_id)
+    if closed:
+        log.warning("marked %d MLflow run(s) of dead processes KILLED: %s", len(closed), ", ".join(closed))
+    return closed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (this process counts as alive)."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def log_input(frame: pd.DataFrame, name: str, source: str, digest: str) -> None:
+    """Record `frame` as the active run's training input, under genrec's fingerprint as its digest
+    (MLflow's own digest hashes only the head of a frame)."""
+    import warnings
+
+    mlflow = _mlflow()
+    with warnings.catch_warnings():  # MLflow registers its local-file source type twice and says so
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
+    mlflow.log_input(dataset, context="training")
 
 
 def end_run(status: str = "FINISHED") -> None:

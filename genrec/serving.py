@@ -1,21 +1,26 @@
 """What a served model does with a request: string ids in, top-K string ids and scores out.
 
-`ServingBundle` is everything the registered model needs at inference time: the fitted recommender,
-the id maps, the known users' histories and a popularity ranking for the fallback. It is plain
-Python; the MLflow pyfunc wrapper in `genrec.registry` only delegates to it.
+`ServingModel` is everything the registered model needs at inference time: the fitted recommender,
+the id maps, every known user's interactions in time order and a popularity ranking for the
+fallback. It is saved as data (JSON and safetensors, `save`/`load`) and loaded by the installed
+genrec; the MLflow pyfunc wrapper in `genrec.registry` only delegates to it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
+from genrec.dataset import Dataset, Histories
+from genrec.errors import UnloadableModelError
+from genrec.models.artifacts import load_model, save_model
 from genrec.models.base import Recommender
-from genrec.preprocessing import PreparedData
+
+FORMAT = 1
 
 
 class BadRequest(ValueError):
@@ -23,26 +28,25 @@ class BadRequest(ValueError):
 
 
 @dataclass
-class ServingBundle:
+class ServingModel:
     model: Recommender
     user_ids: np.ndarray
     item_ids: np.ndarray
-    histories: sp.csr_matrix
+    histories: Histories
+    """Every known user's interactions (all splits), oldest first."""
     popularity: np.ndarray
     model_family: str
     data_fingerprint: str
 
     @classmethod
-    def build(cls, model: Recommender, data: PreparedData) -> "ServingBundle":
-        # Served users are conditioned on everything they did, held-out splits included.
-        everything = (data.train + data.validation + data.test).tocsr()
+    def build(cls, model: Recommender, data: Dataset, family: str) -> "ServingModel":
         return cls(
             model=model,
             user_ids=data.user_ids.astype(str),
             item_ids=data.item_ids.astype(str),
-            histories=everything,
-            popularity=np.asarray(data.train.sum(axis=0)).ravel(),
-            model_family=model.name,
+            histories=data.histories(splits=("train", "validation", "test")),  # served users: everything they did
+            popularity=np.asarray(data.train.sum(axis=0)).ravel().astype(np.float64),
+            model_family=family,
             data_fingerprint=data.fingerprint,
         )
 
@@ -50,26 +54,52 @@ class ServingBundle:
         self._user_index = pd.Index(self.user_ids)
         self._item_index = pd.Index(self.item_ids)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_user_index", None)
-        state.pop("_item_index", None)
-        return state
+    # --- as files -------------------------------------------------------------------------------
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.__post_init__()
+    def save(self, directory: Path) -> Path:
+        from safetensors.numpy import save_file
+
+        directory.mkdir(parents=True, exist_ok=True)
+        save_model(self.model, directory / "model")
+        save_file({"histories.indptr": self.histories.indptr, "histories.items": self.histories.items,
+                   "popularity": self.popularity}, str(directory / "serving.safetensors"))
+        (directory / "serving.json").write_text(json.dumps({
+            "format": FORMAT, "model_family": self.model_family, "data_fingerprint": self.data_fingerprint,
+            "user_ids": self.user_ids.tolist(), "item_ids": self.item_ids.tolist()}))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> "ServingModel":
+        from safetensors.numpy import load_file
+
+        path = directory / "serving.json"
+        if not path.is_file():
+            raise UnloadableModelError(f"{directory} holds no genrec serving model (no serving.json).")
+        spec = json.loads(path.read_text())
+        if spec.get("format") != FORMAT:
+            raise UnloadableModelError(f"{path} is in serving format {spec.get('format')!r}; this genrec reads "
+                                       f"format {FORMAT}.")
+        arrays = load_file(str(directory / "serving.safetensors"))
+        item_ids = np.asarray(spec["item_ids"], dtype=str)
+        return cls(model=load_model(directory / "model"), user_ids=np.asarray(spec["user_ids"], dtype=str),
+                   item_ids=item_ids, histories=Histories(arrays["histories.indptr"], arrays["histories.items"],
+                                                          len(item_ids)),
+                   popularity=arrays["popularity"], model_family=spec["model_family"],
+                   data_fingerprint=spec["data_fingerprint"])
+
+    # --- answering ------------------------------------------------------------------------------
 
     @property
     def item_index(self) -> pd.Index:
         return self._item_index
 
-    def _history_matrix(self, frame: pd.DataFrame) -> sp.csr_matrix:
-        """One row per request: the given history (unknown items ignored), else the known user's."""
+    def _histories(self, frame: pd.DataFrame) -> Histories:
+        """One row per request: the given history in its order (unknown items ignored), else the
+        known user's recorded one."""
         n = len(frame)
         users = frame["user_id"].astype(str).to_numpy() if "user_id" in frame else np.array([""] * n)
         given = frame["history"] if "history" in frame else pd.Series([None] * n)
-        rows, cols = [], []
+        rows = []
         user_pos = self._user_index.get_indexer(users)
         for i, (hist, upos) in enumerate(zip(given, user_pos)):
             if hist is None or (isinstance(hist, float) and np.isnan(hist)):
@@ -81,15 +111,9 @@ class ServingBundle:
             idx = self._item_index.get_indexer([str(h) for h in hist]) if len(hist) else np.array([], dtype=int)
             idx = idx[idx >= 0]
             if len(idx) == 0 and upos >= 0:
-                h = self.histories
-                idx = h.indices[h.indptr[upos] : h.indptr[upos + 1]]
-            rows.extend([i] * len(idx))
-            cols.extend(idx.tolist())
-        data = np.ones(len(rows), dtype=np.float32)
-        m = sp.csr_matrix((data, (rows, cols)), shape=(n, len(self.item_ids)))
-        m.sum_duplicates()
-        m.data[:] = 1.0
-        return m
+                idx = self.histories.row(upos)
+            rows.append(idx)
+        return Histories.from_lists(rows, len(self.item_ids))
 
     def recommend_indices(self, frame: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item indices (-1 pads) and scores for each request row."""
@@ -97,9 +121,9 @@ class ServingBundle:
             raise BadRequest(f"k must be a positive integer, got {k}.")
         if "user_id" not in frame and "history" not in frame:
             raise BadRequest("each record needs a 'user_id' or a 'history'.")
-        history = self._history_matrix(frame)
-        items, scores = self.model.recommend_history(history, k=k, exclude_seen=True)
-        empty = np.diff(history.indptr) == 0
+        histories = self._histories(frame)
+        items, scores = self.model.recommend_histories(histories, k=k, exclude_seen=True)
+        empty = histories.lengths == 0
         if empty.any():
             order = np.argsort(-self.popularity, kind="stable")[:k]
             items[empty] = -1
@@ -120,12 +144,11 @@ class ServingBundle:
         return pd.DataFrame({"user_id": users, "items": out_items, "scores": out_scores})
 
 
-def request_frame(data: PreparedData, users: np.ndarray) -> pd.DataFrame:
-    """Requests for `users` of `data`, each with its known history as string ids."""
-    known = data.known
-    histories = [
-        data.item_ids[known.indices[known.indptr[u] : known.indptr[u + 1]]].astype(str).tolist() for u in users
-    ]
+def request_frame(data: Dataset, users: np.ndarray) -> pd.DataFrame:
+    """Requests for `users` of `data`, each with its known history (train + validation, in time
+    order) as string ids."""
+    known = data.histories(users, splits=("train", "validation"))
+    histories = [data.item_ids[known.row(r)].astype(str).tolist() for r in range(len(known))]
     return pd.DataFrame({"user_id": data.user_ids[users].astype(str), "history": histories})
 
 
@@ -138,13 +161,12 @@ def ranked_from_predictions(predictions: pd.DataFrame, item_index: pd.Index, k: 
     return ranked
 
 
-def example_request(bundle: ServingBundle, n_items: int = 3) -> pd.DataFrame:
+def example_request(served: ServingModel, n_items: int = 3) -> pd.DataFrame:
     """The input example logged with the model (also the infrastructure check's request):
     the first known user with a few of their items."""
-    h = bundle.histories
-    user = int(np.argmax(np.diff(h.indptr) > 0))
-    items = bundle.item_ids[h.indices[h.indptr[user] : h.indptr[user] + n_items]].tolist()
-    return pd.DataFrame({"user_id": [str(bundle.user_ids[user])], "history": [items]})
+    user = int(np.argmax(served.histories.lengths > 0))
+    items = served.item_ids[served.histories.row(user)[:n_items]].tolist()
+    return pd.DataFrame({"user_id": [str(served.user_ids[user])], "history": [items]})
 
 
 def check_served(model) -> None:
@@ -162,7 +184,7 @@ def check_served(model) -> None:
         raise ServingCheckError("The logged model answered its input example with no recommendations.")
 
 
-def evaluate_served(model, data: PreparedData, ks: tuple[int, ...]):
+def evaluate_served(model, data: Dataset, ks: tuple[int, ...]):
     """Score `data`'s test users through a served model's interface (`predict(frame, params=)`),
     with string ids both ways, and measure the rankings like any other model's."""
     from genrec.evaluation import evaluate_ranked
@@ -174,3 +196,4 @@ def evaluate_served(model, data: PreparedData, ks: tuple[int, ...]):
     predictions = model.predict(request_frame(data, users), params={"k": k})
     ranked = ranked_from_predictions(predictions, pd.Index(data.item_ids.astype(str)), k)
     return evaluate_ranked(ranked, users, data.test, ks)
+

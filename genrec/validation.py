@@ -260,16 +260,5 @@ def validate_prepared(validator: DataValidator, implicit: pd.DataFrame, cfg: Val
         "min_user_interactions": cfg.min_user_interactions,
         "min_item_interactions": cfg.min_item_interactions,
         "min_timestamp": pd.Timestamp("1970-01-01"),
-        "max_timestamp": pd.Timestamp.now() + pd.Timedelta(days=1),
+        "max_timestamp": pd.Timestamp.now().normalize() + pd.Timedelta(days=2),  # whole days: a stable threshold
     })
-
-
-def validate_item_attributes(validator: DataValidator, raw) -> ValidationReport | None:
-    """The item-attribute suite of the source, where it has attributes (see `data.item_attributes`)."""
-    from genrec.data import item_attributes
-
-    found = item_attributes(raw)
-    if found is None:
-        return None
-    frame, suite = found
-    return validator.validate(frame, suite)

@@ -81,6 +81,28 @@ def write(kind: str, directory: Path) -> tuple[Path, str, list[str]]:
     if kind == "renamed_column":
         body = "\n".join(["userId,itemId,rating,timestamp", "1,1,4.0,964982703", "1,3,4.5,964981247"]) + "\n"
         return text("ratings.csv", body), "movielens-latest", ["movieId", "missing"]
+    if kind == "renamed_column_online_retail":
+        body = [RETAIL_HEADER.replace("StockCode", "Stock")] + _retail_rows()
+        return text("retail_renamed.csv", "\n".join(body) + "\n"), "online-retail", ["StockCode", "missing"]
+    if kind == "renamed_column_csv":
+        body = [header.replace("item_id", "item")] + rows
+        return text("renamed.csv", "\n".join(body) + "\n"), "csv", ["item_id", "missing"]
+    if kind == "renamed_column_parquet":
+        import pandas as pd
+
+        path = d / "renamed.parquet"
+        frame = pd.DataFrame([r.split(",") for r in rows], columns=["user_id", "product", "rating", "timestamp"])
+        frame.to_parquet(path, index=False)
+        return path, "parquet", ["item_id", "missing"]
+    if kind == "missing_column_movielens_100k":
+        body = "\n".join(["196\t242\t3", "186\t302\t3"] * 30) + "\n"
+        return text("u.data", body), "movielens-100k", ["timestamp"]
+    if kind == "missing_column_movielens_1m":
+        body = "\n".join(["1::1193", "1::661"] * 30) + "\n"
+        return text("ratings.dat", body), "movielens-1m", ["user::item::rating"]
+    if kind == "missing_column_cfgan":
+        body = "\n".join(["0 1", "0 2"] * 30) + "\n"
+        return text("split.train", body), "cfgan", ["rating"]
     if kind == "negative_prices":
         body = [RETAIL_HEADER]
         for row in _retail_rows():
@@ -99,4 +121,7 @@ KINDS = [
     "rating_out_of_range", "rating_not_numeric", "timestamp_unparseable", "timestamp_future", "single_row",
     "single_user", "single_item", "truncated_gzip", "huge_field", "renamed_column", "negative_prices",
     "quantity_not_numeric",
+    # A renamed column in each format with a header, a missing one in each without.
+    "renamed_column_online_retail", "renamed_column_csv", "renamed_column_parquet", "missing_column_movielens_100k",
+    "missing_column_movielens_1m", "missing_column_cfgan",
 ]

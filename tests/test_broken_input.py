@@ -1,5 +1,6 @@
 """Every kind of broken input: exit 3 (2 for a path that is not a file), one clear sentence naming
-the file and what is wrong, no traceback, and nothing touched: registry, champion, earlier runs."""
+the file and what is wrong, no traceback, and nothing touched: registry, champion, earlier runs.
+`genrec validate` and `genrec run` share one pipeline: they give the same code and sentence."""
 
 import hashlib
 import json
@@ -61,6 +62,8 @@ def test_run_rejects_and_loses_nothing(tmp_path, genrec_home, clustered_csv):
         sentence = _one_sentence(err)
         assert path.name in sentence and "Traceback" not in err, (kind, err)
         _assert_untouched(genrec_home, before)
+        code, _, err = cli("validate", path, "--format", fmt, "--config", "tiny")
+        assert code == 3 and _one_sentence(err) == sentence, (kind, err)
     for missing in (tmp_path / "no-such.csv", tmp_path):
         code, _, err = cli("run", "--data", missing, "--config", "tiny")
         assert code == 2 and "Traceback" not in err

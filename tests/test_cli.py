@@ -96,8 +96,10 @@ def test_usage_errors_exit_2(genrec_home, tmp_path):
     assert cli("run", "--data", tmp_path)[0] == 2
     assert cli("validate", tmp_path / "missing.csv")[0] == 2
     assert cli("no-such-command")[0] == 2
+    code, _, err = cli("run", "--resume", "no-such-run")
+    assert code == 2 and "no checkpoint of that run" in err
     code, _, err = cli("run", "--set", "model.mode=item")  # cannot be served: refused before any work
-    assert code == 2 and "model.mode=item" in err
+    assert code == 2 and "model.cfgan.mode=item" in err and "genrec evaluate" in err
 
 
 def test_validate_reports_and_rejects(genrec_home, clustered_csv, tmp_path):

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from genrec.config import PrepareConfig
-from genrec.errors import ServingCheckError
+from genrec.errors import ServingCheckError, UnloadableModelError
 from genrec.models.pop import Popularity
 from genrec.preprocessing import prepare
-from genrec.serving import BadRequest, ServingBundle, check_served, example_request
+from genrec.serving import BadRequest, ServingModel, check_served, example_request
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def bundle():
     rows = [("7", "a"), ("7", "b"), ("8", "a"), ("8", "c"), ("9", "a"), ("9", "b"), ("10", "d"), ("10", "a")]
     df = pd.DataFrame(rows, columns=["user_id", "item_id"]).assign(rating=np.nan, timestamp=pd.NaT)
     data = prepare(df, PrepareConfig(min_interactions_to_split=99))  # everything in train
-    return ServingBundle.build(Popularity().fit(data.train), data)
+    return ServingModel.build(Popularity().fit(data), data, family="pop")
 
 
 def test_history_in_string_ids_out(bundle):
@@ -61,3 +61,18 @@ def test_infrastructure_check(bundle):
     check_served(Served(bundle))
     with pytest.raises(ServingCheckError, match="columns"):
         check_served(Served(bundle, broken=True))
+
+
+def test_saved_as_data_and_loaded_back(bundle, tmp_path):
+    folder = bundle.save(tmp_path / "served")
+    assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == [
+        "model.json", "serving.json", "serving.safetensors", "weights.safetensors"]
+    loaded = ServingModel.load(folder)
+    frame = pd.DataFrame({"user_id": ["7", "x"], "history": [[], ["b"]]})
+    pd.testing.assert_frame_equal(loaded.predict(frame, k=3), bundle.predict(frame, k=3))
+    assert loaded.data_fingerprint == bundle.data_fingerprint
+
+
+def test_a_folder_that_is_no_serving_model_is_refused(tmp_path):
+    with pytest.raises(UnloadableModelError, match="no serving.json"):
+        ServingModel.load(tmp_path)

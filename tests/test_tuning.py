@@ -9,8 +9,10 @@ import scipy.sparse as sp
 from typer.testing import CliRunner
 
 from conftest import clustered_interactions
+from modeldata import dataset
 from genrec.cli import app
-from genrec.models.ease import EASE, ease_weights
+from genrec.dataset import TRAIN, VALIDATION
+from genrec.models.ease import EASE, EASEConfig, ease_weights
 from genrec.models.tuning import carve_outs, choose_on_carve_outs, choose_on_validation
 
 
@@ -32,7 +34,7 @@ def _write_split(tmp_path):
     return paths
 
 
-CFGAN_BLEND = ["--config", "tiny", "--set", "model.blend=ease", "--set", "model.refit=true"]
+CFGAN_BLEND = ["--config", "tiny", "--set", "model.blend=ease", "--set", "train.refit=true"]
 
 
 @pytest.mark.parametrize("model", ["ease", "itemknn", "cfgan"])
@@ -64,10 +66,12 @@ def test_choose_on_validation_picks_the_validation_best():
     chosen, scores = choose_on_validation(lambdas, lambda lam: (lambda h: np.asarray(h @ ease_weights(train, lam))),
                                           train, validation)
     assert chosen == max(lambdas, key=lambda lam: scores[str(lam)])
-    model = EASE(lambdas=lambdas, tuning_repeats=1).fit(train, validation)
+    rows = [(u, i, TRAIN) for u, i in zip(*train.nonzero())] + [(u, i, VALIDATION) for u, i in zip(*validation.nonzero())]
+    data = dataset(rows, *train.shape)
+    model = EASE(EASEConfig(lambdas=lambdas, tuning_repeats=1)).fit(data)
     assert model.lambda_ == chosen
     # Refitted on train + validation afterwards.
-    assert model.train_.nnz == train.nnz + validation.nnz
+    np.testing.assert_allclose(model.weights_, ease_weights(data.known, chosen))
 
 
 def _train_validation(seed=0, users=40, items=30, per_user=8):

@@ -10,18 +10,38 @@ square of the catalogue (about 8 bytes x items^2), which is EASE's own limit, no
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from genrec.models.base import EpochCallback, Recommender
-from genrec.models.tuning import choose_on_carve_outs, refit_matrix
+from genrec.dataset import Histories
+from genrec.models.base import ModelState, Recommender, Scorer
+from genrec.models.tuning import choose_on_carve_outs
+
+if TYPE_CHECKING:
+    from genrec.dataset import Dataset
+    from genrec.training import FitOptions
 
 log = logging.getLogger(__name__)
 
 
-LAMBDAS = (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 800.0, 1200.0, 2000.0)
+@dataclass(frozen=True)
+class EASEConfig:
+    lambdas: tuple[float, ...] = (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 800.0, 1200.0, 2000.0)
+    """L2 strengths tried; the one with the best mean validation NDCG@20 is kept."""
+    tuning_repeats: int = 5
+    """lambda is chosen by the mean validation NDCG@20 over this many carve-outs of the training
+    data: the validation split, then more drawn from train + validation with each user's validation
+    count kept (a fixed seed). 1: the validation split only."""
+
+    def __post_init__(self) -> None:
+        if not self.lambdas or min(self.lambdas) <= 0:
+            raise ValueError(f"lambdas must be positive numbers, got {self.lambdas}")
+        if self.tuning_repeats < 1:
+            raise ValueError(f"tuning_repeats must be at least 1, got {self.tuning_repeats}")
 
 
 def gram_matrix(train: sp.csr_matrix) -> np.ndarray:
@@ -56,22 +76,36 @@ def choose_lambda(lambdas: tuple[float, ...], train: sp.csr_matrix, validation: 
 class EASE(Recommender):
     name = "ease"
 
-    def __init__(self, lambdas: tuple[float, ...] = LAMBDAS, tuning_repeats: int = 5):
-        self.lambdas = lambdas
-        self.tuning_repeats = tuning_repeats
+    def __init__(self, config: EASEConfig | None = None, train=None):
+        super().__init__(config or EASEConfig(), train)
 
-    def fit(self, train: sp.csr_matrix, validation: sp.csr_matrix | None = None,
-            on_epoch: EpochCallback | None = None) -> "EASE":
-        train = train.tocsr().astype(np.float32)
-        self.lambda_, self.validation_scores_ = choose_lambda(self.lambdas, train, validation, self.tuning_repeats)
-        full = refit_matrix(train, validation)
-        self.train_ = full
-        self.weights_ = ease_weights(full, self.lambda_)
+    def fit(self, data: "Dataset", options: "FitOptions | None" = None) -> "EASE":
+        self.lambda_, self.validation_scores_ = choose_lambda(self.config.lambdas, data.train, data.validation,
+                                                              self.config.tuning_repeats)
+        self.weights_ = ease_weights(data.known, self.lambda_)  # refitted on train + validation
         self.chosen_params_ = {"lambda": self.lambda_}
+        self._remember(data)
         log.info("EASE lambda %s (validation ndcg@20 %s)", self.lambda_, self.validation_scores_)
         return self
 
-    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score(self, histories: Histories) -> np.ndarray:
         self._check_fitted()
-        return np.asarray(history @ self.weights_)
+        return np.asarray(histories.matrix() @ self.weights_)
 
+    def validation_scorer(self, data: "Dataset") -> Scorer:
+        """EASE with the chosen lambda fitted on the training split alone."""
+        self._check_fitted()
+        weights = ease_weights(data.train, self.lambda_)
+        return lambda histories: np.asarray(histories.matrix() @ weights)
+
+    def get_state(self) -> ModelState:
+        self._check_fitted()
+        return ModelState(arrays={"weights": self.weights_}, meta={"lambda": self.lambda_, "n_items": self.n_items_})
+
+    @classmethod
+    def from_state(cls, config: EASEConfig, state: ModelState) -> "EASE":
+        model = cls(config)
+        model.weights_ = np.asarray(state.arrays["weights"], dtype=np.float32)
+        model.lambda_, model.n_items_ = state.meta["lambda"], state.meta["n_items"]
+        model.chosen_params_ = {"lambda": model.lambda_}
+        return model

@@ -9,17 +9,38 @@ validation. Similarities stay sparse.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
-from genrec.models.base import EpochCallback, Recommender
-from genrec.models.tuning import choose_on_carve_outs, refit_matrix
+from genrec.dataset import Histories
+from genrec.models.base import ModelState, Recommender, Scorer
+from genrec.models.tuning import choose_on_carve_outs
+
+if TYPE_CHECKING:
+    from genrec.dataset import Dataset
+    from genrec.training import FitOptions
 
 log = logging.getLogger(__name__)
 
 
-def cosine_topk(train: sp.csr_matrix, k: int, shrink: float = 0.0, block: int = 2048) -> sp.csr_matrix:
+@dataclass(frozen=True)
+class ItemKNNConfig:
+    neighbours: tuple[int, ...] = (10, 25, 50, 100, 200, 400)
+    """Neighbourhood sizes tried; the best mean validation NDCG@20 is kept."""
+    tuning_repeats: int = 5
+    """k is chosen over this many carve-outs of the training data (see `model.ease.tuning_repeats`)."""
+
+    def __post_init__(self) -> None:
+        if not self.neighbours or min(self.neighbours) < 1:
+            raise ValueError(f"neighbours must be positive integers, got {self.neighbours}")
+        if self.tuning_repeats < 1:
+            raise ValueError(f"tuning_repeats must be at least 1, got {self.tuning_repeats}")
+
+
+def cosine_topk(train: sp.csr_matrix, k: int, block: int = 2048) -> sp.csr_matrix:
     """Item x item cosine similarities, the k largest per row, diagonal removed (sparse result)."""
     x = train.tocsc().astype(np.float32)
     norms = np.sqrt(np.asarray(x.power(2).sum(axis=0)).ravel())
@@ -29,7 +50,7 @@ def cosine_topk(train: sp.csr_matrix, k: int, shrink: float = 0.0, block: int = 
     for start in range(0, n, block):
         stop = min(start + block, n)
         sims = (xt[start:stop] @ x).toarray()
-        sims /= np.outer(norms[start:stop], norms) + shrink + 1e-9
+        sims /= np.outer(norms[start:stop], norms) + 1e-9
         sims[np.arange(stop - start), np.arange(start, stop)] = 0.0
         kk = min(k, n - 1)
         top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
@@ -49,27 +70,44 @@ def _scorer(similarity: sp.csr_matrix):
 class ItemKNN(Recommender):
     name = "itemknn"
 
-    def __init__(self, neighbours: tuple[int, ...] = (10, 25, 50, 100, 200, 400), shrink: float = 0.0,
-                 tuning_repeats: int = 5):
-        self.neighbours = neighbours
-        self.shrink = shrink
-        self.tuning_repeats = tuning_repeats
+    def __init__(self, config: ItemKNNConfig | None = None, train=None):
+        super().__init__(config or ItemKNNConfig(), train)
 
-    def fit(self, train: sp.csr_matrix, validation: sp.csr_matrix | None = None,
-            on_epoch: EpochCallback | None = None) -> "ItemKNN":
-        train = train.tocsr().astype(np.float32)
+    def fit(self, data: "Dataset", options: "FitOptions | None" = None) -> "ItemKNN":
         self.k_, self.validation_scores_ = choose_on_carve_outs(
-            self.neighbours, lambda fold_train: lambda k: _scorer(cosine_topk(fold_train, k, self.shrink)),
-            train, validation, self.tuning_repeats)
-        full = refit_matrix(train, validation)
-        self.train_ = full
+            self.config.neighbours, lambda fold_train: lambda k: _scorer(cosine_topk(fold_train, k)),
+            data.train, data.validation, self.config.tuning_repeats)
         # Row i holds item i's neighbours: a user's scores are history @ S^T.
-        self.similarity_ = cosine_topk(full, self.k_, self.shrink).T.tocsr()
+        self.similarity_ = cosine_topk(data.known, self.k_).T.tocsr()
         self.chosen_params_ = {"neighbours": self.k_}
+        self._remember(data)
         log.info("ItemKNN k=%s (validation ndcg@20 %s)", self.k_, self.validation_scores_)
         return self
 
-    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score(self, histories: Histories) -> np.ndarray:
         self._check_fitted()
-        return (history @ self.similarity_).toarray()
+        return (histories.matrix() @ self.similarity_).toarray()
 
+    def validation_scorer(self, data: "Dataset") -> Scorer:
+        """ItemKNN with the chosen k fitted on the training split alone."""
+        self._check_fitted()
+        similarity = cosine_topk(data.train, self.k_).T.tocsr()
+        return lambda histories: (histories.matrix() @ similarity).toarray()
+
+    def get_state(self) -> ModelState:
+        self._check_fitted()
+        s = self.similarity_
+        return ModelState(arrays={"similarity.data": s.data, "similarity.indices": s.indices,
+                                  "similarity.indptr": s.indptr},
+                          meta={"neighbours": self.k_, "n_items": self.n_items_})
+
+    @classmethod
+    def from_state(cls, config: ItemKNNConfig, state: ModelState) -> "ItemKNN":
+        model = cls(config)
+        n = model.n_items_ = state.meta["n_items"]
+        a = state.arrays
+        model.similarity_ = sp.csr_matrix((a["similarity.data"], a["similarity.indices"], a["similarity.indptr"]),
+                                          shape=(n, n))
+        model.k_ = state.meta["neighbours"]
+        model.chosen_params_ = {"neighbours": model.k_}
+        return model

@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.sparse as sp
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from genrec.models.base import EpochCallback, Recommender
+import numpy as np
+
+from genrec.dataset import Histories
+from genrec.models.base import ModelState, Recommender
+
+if TYPE_CHECKING:
+    from genrec.dataset import Dataset
+    from genrec.training import FitOptions
+
+
+@dataclass(frozen=True)
+class PopConfig:
+    """Popularity has no hyperparameters."""
 
 
 class Popularity(Recommender):
     name = "pop"
 
-    def fit(self, train: sp.csr_matrix, validation: sp.csr_matrix | None = None,
-            on_epoch: EpochCallback | None = None) -> "Popularity":
-        self.train_ = train.tocsr()
-        self.popularity_ = np.asarray(train.sum(axis=0)).ravel().astype(np.float32)
+    def fit(self, data: "Dataset", options: "FitOptions | None" = None) -> "Popularity":
+        self.popularity_ = np.asarray(data.train.sum(axis=0)).ravel().astype(np.float32)
         self.chosen_params_: dict = {}
+        self._remember(data)
         return self
 
-    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score(self, histories: Histories) -> np.ndarray:
         self._check_fitted()
-        return np.broadcast_to(self.popularity_, (history.shape[0], len(self.popularity_)))
+        return np.broadcast_to(self.popularity_, (len(histories), len(self.popularity_)))
+
+    def get_state(self) -> ModelState:
+        self._check_fitted()
+        return ModelState(arrays={"popularity": self.popularity_}, meta={"n_items": self.n_items_})
+
+    @classmethod
+    def from_state(cls, config: PopConfig, state: ModelState) -> "Popularity":
+        model = cls(config)
+        model.popularity_ = np.asarray(state.arrays["popularity"], dtype=np.float32)
+        model.n_items_, model.chosen_params_ = state.meta["n_items"], {}
+        return model

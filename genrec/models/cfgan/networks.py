@@ -1,4 +1,4 @@
-"""CFGAN's two networks: forward passes only (training lives in `cfgan.py`)."""
+"""CFGAN's two networks: forward passes only (training lives in `trainer.py`)."""
 
 from __future__ import annotations
 
@@ -48,8 +48,9 @@ class ItemsIn(nn.Module):
         return x @ self.weight if self.bias is None else torch.addmm(self.bias, x, self.weight)
 
 
-def _mlp(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
-    """`layers` sigmoid hidden layers of width `hidden`, then a linear output (as CFGAN's code)."""
+def _mlp(n_in: int, hidden: int, layers: int, n_out: int, generator: torch.Generator | None) -> nn.Sequential:
+    """`layers` sigmoid hidden layers of width `hidden`, then a linear output (as CFGAN's code),
+    initialised from `generator` (Xavier-uniform weights, biases uniform in +-0.01)."""
     mods: list[nn.Module] = []
     width = n_in
     for _ in range(layers):
@@ -58,58 +59,22 @@ def _mlp(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
     mods.append(nn.Linear(width, n_out))
     for m in mods:
         if isinstance(m, nn.Linear):
-            nn.init.xavier_uniform_(m.weight)
-            nn.init.uniform_(m.bias, -0.01, 0.01)
+            nn.init.xavier_uniform_(m.weight, generator=generator)
+            nn.init.uniform_(m.bias, -0.01, 0.01, generator=generator)
     return nn.Sequential(*mods)
 
 
 class Generator(nn.Module):
     """A user's purchase vector (the condition, dense or `SparseRows`) in, a preference score for
-    every item out.
+    every item out."""
 
-    With `item_item`, a linear item-to-item path (no self-links: its diagonal is held at zero)
-    runs beside the MLP; it can be started from a closed-form item-item model such as EASE.
-
-    With `noise_dim`, a noise vector z is read beside the condition (the GAN's usual input): a
-    linear map of z is added to the first layer's output. Without z (validation, serving) the
-    generator answers for z = 0, the noise's mean: one deterministic score per item.
-    """
-
-    def __init__(self, n_items: int, hidden: int, layers: int, item_item: bool = False, noise_dim: int = 0):
+    def __init__(self, n_items: int, hidden: int, layers: int, generator: torch.Generator | None = None):
         super().__init__()
-        self.net = _mlp(n_items, hidden, layers, n_items)
+        self.net = _mlp(n_items, hidden, layers, n_items, generator)
         self.net[0] = ItemsIn.like(self.net[0])  # the same layer and start, able to read sparse conditions
-        self.noise_in = nn.Linear(noise_dim, hidden if layers else n_items, bias=False) if noise_dim else None
-        self.item_item = nn.Linear(n_items, n_items, bias=False) if item_item else None
-        if self.item_item is not None:
-            nn.init.zeros_(self.item_item.weight)
 
-    def forward(self, condition: torch.Tensor | SparseRows, noise: torch.Tensor | None = None) -> torch.Tensor:
-        if noise is None or self.noise_in is None:
-            out = self.net(condition)
-        else:
-            out = self.net[1:](self.net[0](condition) + self.noise_in(noise))
-        if self.item_item is not None:
-            if isinstance(condition, SparseRows):
-                raise ValueError("the item-item path reads dense conditions only")
-            out = out + self.item_item(condition)
-        return out
-
-    @torch.no_grad()
-    def start_from(self, weights: torch.Tensor) -> None:
-        """Set the item-item path to `weights` (items x items, scores = history @ weights) and the
-        MLP's output layer to zero, so that the generator starts as exactly that model."""
-        if self.item_item is None:
-            raise ValueError("this generator has no item-item path")
-        self.item_item.weight.copy_(weights.T)
-        last = self.net[-1]
-        last.weight.zero_()
-        last.bias.zero_()
-
-    @torch.no_grad()
-    def zero_self_links(self) -> None:
-        if self.item_item is not None:
-            self.item_item.weight.fill_diagonal_(0.0)
+    def forward(self, condition: torch.Tensor | SparseRows) -> torch.Tensor:
+        return self.net(condition)
 
 
 class Discriminator(nn.Module):
@@ -120,9 +85,9 @@ class Discriminator(nn.Module):
     and the generated vector it judges, and sparse conditions and real vectors are read sparse.
     """
 
-    def __init__(self, n_items: int, hidden: int, layers: int):
+    def __init__(self, n_items: int, hidden: int, layers: int, generator: torch.Generator | None = None):
         super().__init__()
-        net = _mlp(2 * n_items, hidden, layers, 1)
+        net = _mlp(2 * n_items, hidden, layers, 1, generator)
         first = net[0]  # initialised over the full width, as one layer, then split
         self.condition_in = ItemsIn(first.weight[:, :n_items], first.bias)
         self.vector_in = ItemsIn(first.weight[:, n_items:], None)
@@ -132,3 +97,18 @@ class Discriminator(nn.Module):
         """One logit per row for each of `vectors`, all judged under the same `condition`."""
         given = self.condition_in(condition)
         return tuple(self.rest(given + self.vector_in(v)).squeeze(1) for v in vectors)
+
+
+@torch.no_grad()
+def generate(generator: Generator, conditions: sp.csr_matrix, columns: np.ndarray | None = None,
+             block: int = 4096) -> np.ndarray:
+    """The generator's output for each row of `conditions`, read sparse, in blocks of rows (only
+    `columns` kept)."""
+    device = next(generator.parameters()).device
+    width = conditions.shape[1] if columns is None else len(columns)
+    out = np.empty((conditions.shape[0], width), dtype=np.float32)
+    for start in range(0, conditions.shape[0], block):
+        rows = conditions[start : start + block].tocsr()
+        scores = generator(SparseRows.from_csr(rows, device)).cpu().numpy()
+        out[start : start + block] = scores if columns is None else scores[:, columns]
+    return out

@@ -1,0 +1,368 @@
+"""The pipeline's stages as plain functions, shared by the Prefect flows and the CLI commands, so
+that the two cannot disagree about what is bad data, how a model is trained or what the gate says.
+
+validate (raw suite, item attributes, cleaning, prepared suite, drift) -> prepare -> train ->
+evaluate -> gate -> register -> promote. A stage that rejects the data raises `DataError` with one
+sentence naming the file, the column, how many rows and an example; nothing after it runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from genrec import data as gdata
+from genrec import drift, preprocessing, registry
+from genrec.config import Config
+from genrec.dataset import Dataset
+from genrec.drift import DataProfile, DriftCheck
+from genrec.errors import DataError, UsageError
+from genrec.evaluation import EvalResult, evaluate_scores
+from genrec.fair import TrainingReference, fair_test
+from genrec.gating import Decision, decide
+from genrec.models.base import Recommender
+from genrec.models.families import capabilities, make_model
+from genrec.paths import checkpoints_dir, datasets_dir
+from genrec.training import FitOptions
+from genrec.validation import DataValidator, ValidationReport, raw_suite_name, validate_prepared
+
+log = logging.getLogger(__name__)
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def rejection(report: ValidationReport, path: Path) -> DataError:
+    return DataError(f"{path}: data rejected by validation: {report.summary()}.", data_docs=str(report.data_docs),
+                     outcomes=[o.__dict__ for o in report.outcomes], report=report)
+
+
+def check_raw(path: Path, cfg: Config, validator: DataValidator) -> tuple[gdata.RawData, ValidationReport]:
+    """Read the file and run its format's raw suite; DataError if it fails."""
+    raw = gdata.read_raw(path, cfg.data.format, cfg.data)
+    report = validator.validate(raw.frame, raw_suite_name(raw.format))
+    if not report.success:
+        raise rejection(report, path)
+    return raw, report
+
+
+def check_item_attributes(raw: gdata.RawData, cfg: Config, validator: DataValidator
+                          ) -> tuple[pd.DataFrame | None, ValidationReport | None]:
+    """The source's item attributes and their suite's report (None, None where it has none). A
+    failing suite rejects the data if `validation.reject_bad_item_attributes`, else it warns and the
+    attributes are not used."""
+    found = gdata.item_attributes(raw)
+    if found is None:
+        return None, None
+    frame, suite = found
+    report = validator.validate(frame, suite)
+    if report.success:
+        return frame, report
+    if cfg.validation.reject_bad_item_attributes:
+        raise rejection(report, raw.path)
+    log.warning("item attributes not used: %s", report.summary())
+    return None, report
+
+
+def clean(raw: gdata.RawData, cfg: Config) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Source-specific cleaning, then implicit feedback; the counts of what each rule dropped."""
+    interactions, cleaning = gdata.to_interactions(raw)
+    implicit = preprocessing.to_implicit(interactions, cfg.data, cfg.prepare)
+    return implicit, cleaning.as_dict() | {"implicit_pairs": len(implicit)}
+
+
+def check_prepared(implicit: pd.DataFrame, cfg: Config, validator: DataValidator, path: Path) -> ValidationReport:
+    report = validate_prepared(validator, implicit, cfg.validation)
+    if not report.success:
+        raise rejection(report, path)
+    return report
+
+
+@dataclass
+class DriftResult:
+    profile: DataProfile
+    checks: list[DriftCheck]
+    report: ValidationReport | None
+    champion: str | None
+
+
+def check_drift(implicit: pd.DataFrame, cfg: Config, validator: DataValidator, path: Path) -> DriftResult:
+    """Profile the prepared data and compare it with the champion's training data, if there is a
+    champion with a logged profile; DataError if a check configured to reject fails."""
+    profile = DataProfile.of(implicit)
+    name = cfg.registry.model_name
+    champion = registry.champion_version(name)
+    reference = None
+    if champion is not None:
+        with registry.reference_dir(name, champion) as folder:
+            reference = DataProfile.load(folder) if folder is not None and (folder / "profile.json").is_file() else None
+    if reference is None:
+        return DriftResult(profile, [], None, champion)
+    checks, report = drift.check(reference, profile, cfg.drift, validator)
+    reason = drift.rejection(checks)
+    if reason:
+        raise DataError(f"{path}: data rejected for drift against champion version {champion}'s training data: "
+                        f"{reason}.", data_docs=str(report.data_docs), outcomes=[o.__dict__ for o in report.outcomes],
+                        report=report)
+    return DriftResult(profile, checks, report, champion)
+
+
+@dataclass
+class Checked:
+    """Everything validation produced for data that passed."""
+
+    path: Path
+    format: str
+    implicit: pd.DataFrame
+    items: pd.DataFrame | None
+    cleaning: dict[str, int]
+    drift: DriftResult
+    reports: list[ValidationReport] = field(default_factory=list)
+
+    @property
+    def outcomes(self) -> list[dict[str, Any]]:
+        return [o.__dict__ for r in self.reports for o in r.outcomes]
+
+
+def validate(path: Path, cfg: Config, validator: DataValidator, reports: list[ValidationReport] | None = None,
+             stage: Callable[[str, Callable[[], Any]], Any] | None = None) -> Checked:
+    """Every check in order, stopping at the first that rejects. Each report is appended to
+    `reports` as soon as it exists, the rejecting one included (so a caller can show what ran);
+    `stage(name, call)` runs each step (the flow passes one that makes each a Prefect task)."""
+    reports = [] if reports is None else reports
+    run = stage or (lambda _name, call: call())
+
+    def step(name: str, call: Callable[[], Any], report_of: Callable[[Any], Any]) -> Any:
+        try:
+            out = run(name, call)
+        except DataError as exc:
+            if exc.report is not None:
+                reports.append(exc.report)
+            raise
+        report = report_of(out)
+        if report is not None:
+            reports.append(report)
+        return out
+
+    raw, _ = step("validate-raw", lambda: check_raw(path, cfg, validator), lambda out: out[1])
+    items, _ = step("validate-item-attributes", lambda: check_item_attributes(raw, cfg, validator), lambda out: out[1])
+    implicit, cleaning = step("clean", lambda: clean(raw, cfg), lambda out: None)
+    step("validate-prepared", lambda: check_prepared(implicit, cfg, validator, path), lambda out: out)
+    drifted = step("check-drift", lambda: check_drift(implicit, cfg, validator, path), lambda out: out.report)
+    return Checked(path, raw.format, implicit, items, cleaning, drifted, reports)
+
+
+# --- preparing, training, evaluating -------------------------------------------------------------
+
+
+def prepare(checked: Checked, cfg: Config) -> Dataset:
+    data = preprocessing.prepare(checked.implicit, cfg.prepare, items=checked.items)
+    folder = datasets_dir(data.fingerprint)
+    if not (folder / "dataset.json").is_file():
+        data.save(folder)
+    return data
+
+
+def load_split(train: Path, test: Path, fmt: str, cfg: Config) -> Dataset:
+    """A dataset from given train and test files (`genrec evaluate`): validation carved from train."""
+    return preprocessing.from_split(gdata.load_interactions(train, fmt, cfg.data),
+                                    gdata.load_interactions(test, fmt, cfg.data), cfg.prepare)
+
+
+def check_trainable(cfg: Config, served: bool) -> None:
+    """UsageError unless the configured model can be trained here: served (by the training flow,
+    which registers what it trains) needs a family that can be served; a blend needs both its
+    models to score users' histories."""
+    first = capabilities(cfg.model.name, cfg.model.section())
+    if served and not first.servable:
+        raise UsageError(f"model family {cfg.model.name!r} cannot be served with {first.limited_by or 'these settings'}; "
+                         "use it with `genrec evaluate`.")
+    if cfg.model.blend != "none":
+        second = capabilities(cfg.model.blend, cfg.model.section(cfg.model.blend))
+        for name, caps in ((cfg.model.name, first), (cfg.model.blend, second)):
+            if not caps.scores_histories:
+                raise UsageError(f"model.blend needs two models that score users' histories, and {name!r} does not "
+                                 f"with {caps.limited_by or 'these settings'}: add --set model.blend=none.")
+
+
+def training_digest(cfg: Config, data: Dataset) -> str:
+    """What a checkpoint can be resumed under: the same data and the same settings of everything
+    that shapes training."""
+    shaping = {k: cfg.to_dict()[k] for k in ("data", "prepare", "model", "train")}
+    text = json.dumps({"data": data.fingerprint, "config": shaping}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Checkpoint:
+    """One training run's checkpoint folder under GENREC_HOME/checkpoints/<run>/."""
+
+    folder: Path
+
+    @property
+    def file(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def info_file(self) -> Path:
+        return self.folder / "run.json"
+
+    def info(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.info_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def write_info(self, **values: Any) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.info_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.info() | values, indent=2))
+        os.replace(tmp, self.info_file)
+
+
+def _checkpoints() -> list[Checkpoint]:
+    root = checkpoints_dir()
+    return [Checkpoint(p) for p in sorted((p for p in root.iterdir() if p.is_dir()), reverse=True)] if root.is_dir() else []
+
+
+def run_checkpoint(run: str) -> Checkpoint:
+    """Run `run`'s checkpoint (`run`: a checkpoint folder's name or an MLflow run id); UsageError if
+    there is none."""
+    found = next((c for c in _checkpoints() if c.folder.name == run or c.info().get("mlflow_run_id") == run), None)
+    if found is None or not found.file.is_file():
+        raise UsageError(f"--resume {run}: no checkpoint of that run under {checkpoints_dir()}.")
+    return found
+
+
+def find_checkpoint(run: str | None, digest: str) -> Checkpoint | None:
+    """The checkpoint to resume: run `run`'s (UsageError if it trained on other data or settings),
+    or else the newest one left by a dead process with the same digest, or None."""
+    if run is not None:
+        found = run_checkpoint(run)
+        if found.info().get("digest") != digest:
+            raise UsageError(f"--resume {run}: that run trained on other data or with other settings; give the same "
+                             "--data, --config and --set as it had.")
+        return found
+    for c in _checkpoints():
+        info = c.info()
+        if info.get("status") == "training" and info.get("digest") == digest and c.file.is_file() \
+                and not registry.process_alive(int(info.get("pid", 0) or 0)):
+            return c
+    return None
+
+
+def train(data: Dataset, cfg: Config, options: FitOptions | None = None) -> Recommender:
+    """A fresh model of the configured family, fitted on `data`."""
+    return make_model(cfg).fit(data, options)
+
+
+def evaluate(model: Recommender, data: Dataset, cfg: Config) -> EvalResult:
+    """Full-ranking metrics on the test split, each test user conditioned on train + validation."""
+    return evaluate_scores(model.score_users, data.known, data.test, cfg.eval.ks)
+
+
+def popularity_baseline(data: Dataset, gate_data: Dataset, cfg: Config) -> EvalResult:
+    """Ranking by popularity in the training split, on the gate's test split."""
+    counts = np.asarray(data.train.sum(axis=0)).ravel().astype(np.float32)
+    return evaluate_scores(lambda users: np.broadcast_to(counts, (len(users), len(counts))), gate_data.known,
+                           gate_data.test, cfg.eval.ks)
+
+
+def fair_gate_data(data: Dataset, cfg: Config, champion: str | None) -> tuple[Dataset, dict[str, Any]]:
+    """The test split both models are compared on: all of it for a first model; for a champion,
+    only what it cannot have trained on."""
+
+    def whole(why: str) -> tuple[Dataset, dict[str, Any]]:
+        return data, {"rule": f"the whole test split ({why})", "interactions": int(data.test.nnz), "removed": 0,
+                      "users": int((np.diff(data.test.indptr) > 0).sum())}
+
+    if champion is None:
+        return whole("no champion yet")
+    with registry.reference_dir(cfg.registry.model_name, champion) as folder:
+        reference = TrainingReference.load(folder) if folder is not None else None
+    if reference is None:
+        log.warning("champion %s has no training reference; comparing on the whole test split", champion)
+        return whole("the champion logged no training data")
+    return fair_test(data, reference)
+
+
+def score_served(model_uri: str, data: Dataset, cfg: Config) -> EvalResult:
+    """Load a model back as a server would, answer its input example, then score the test users."""
+    from genrec.serving import check_served, evaluate_served
+
+    served = registry.load_model(model_uri)
+    check_served(served)
+    return evaluate_served(served, data, cfg.eval.ks)
+
+
+def gate(candidate: EvalResult, champion: EvalResult | None, baseline: EvalResult, cfg: Config,
+         champion_error: str | None = None) -> Decision:
+    """The gate's decision. With `champion_error` (the champion exists but could not be loaded) the
+    candidate is judged against popularity alone and is not promoted over it: that takes a person."""
+    metric = cfg.eval.primary_metric
+    paired = None
+    if champion is not None and np.array_equal(candidate.users, champion.users):  # the same gate test users
+        paired = (candidate.per_user[metric], champion.per_user[metric])
+    decision = decide(candidate.metrics, champion.metrics if champion is not None else None, baseline.metrics, metric,
+                      cfg.gate, paired=paired)
+    if champion_error is None:
+        return decision
+    return dataclasses.replace(decision, promote=False, reasons=(
+        *decision.reasons[:1], f"the champion could not be loaded, so the candidate was judged against popularity alone "
+        f"and is not promoted over it ({champion_error}); promote it with `genrec promote VERSION` once checked"))
+
+
+def champion_error(cfg: Config, champion: str | None) -> str | None:
+    """Why the champion cannot be loaded, or None when it can (or there is none)."""
+    from genrec.errors import UnloadableModelError
+
+    if champion is None:
+        return None
+    try:
+        registry.check_loadable(registry.version_uri(cfg.registry.model_name, champion))
+    except UnloadableModelError as exc:
+        return str(exc)
+    return None
+
+
+# --- the registry --------------------------------------------------------------------------------
+
+
+def log_candidate(model: Recommender, data: Dataset, profile: DataProfile, cfg: Config) -> str:
+    """Log the candidate as a servable model with what it trained on; returns its model URI."""
+    from genrec.serving import ServingModel, example_request
+
+    served = ServingModel.build(model, data, family=family_label(cfg))
+    registry.log_reference(profile, TrainingReference.of(data))
+    return registry.log_model(served, example_request(served))
+
+
+def family_label(cfg: Config) -> str:
+    """The model's family as tags and reports name it (`cfgan+ease` for a blend)."""
+    return cfg.model.name + (f"+{cfg.model.blend}" if cfg.model.blend != "none" else "")
+
+
+def register(model_uri: str, tags: dict[str, Any], cfg: Config) -> str:
+    """Register the candidate (it becomes `challenger`); promotion is a separate step."""
+    return registry.register(model_uri, cfg.registry.model_name, tags)
+
+
+def promote(version: str, reasons: list[str], cfg: Config, actor: str, champion_at_gate: str | None) -> str | None:
+    """Move `champion` to `version`, but only over the champion the gate compared it with; returns
+    the champion after."""
+    name = cfg.registry.model_name
+    try:
+        registry.move_champion(name, version, reason="gate: " + "; ".join(reasons), actor=actor,
+                               expected_from=champion_at_gate)
+    except registry.ChampionMoved as exc:
+        log.warning("not promoted: %s since the gate compared against it", exc)
+    return registry.champion_version(name)

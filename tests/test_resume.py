@@ -1,0 +1,82 @@
+"""`genrec run` killed with SIGKILL mid-training: the registry is untouched, the next run on the same
+data and settings resumes from the checkpoint, marks the dead run KILLED, and registers the model an
+uninterrupted run registers."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from genrec.training import KILL_HOOK
+
+SETTINGS = ["--config", "tiny", "--set", "train.epochs=24", "--set", "train.patience=24", "--set",
+            "train.checkpoint_every=4"]
+
+
+def _run(home: Path, data: Path, *extra: str, kill_at: int | None = None) -> subprocess.CompletedProcess:
+    """`genrec run` in a process group of its own (so that the Prefect server it starts goes with it)."""
+    env = dict(os.environ, GENREC_HOME=str(home), PREFECT_HOME=str(home / "prefect"))
+    for name in (KILL_HOOK, "MLFLOW_TRACKING_URI", "PREFECT_API_URL"):  # MLflow exports the URI it was last given
+        env.pop(name, None)
+    if kill_at is not None:
+        env[KILL_HOOK] = str(kill_at)
+    genrec = Path(sys.executable).parent / "genrec"
+    # Files, not pipes: a server the killed process leaves behind would hold a pipe open.
+    with (home.parent / f"{home.name}.out").open("w+") as out, (home.parent / f"{home.name}.err").open("w+") as err:
+        proc = subprocess.Popen([str(genrec), "run", "--data", str(data), "--format", "csv", *SETTINGS, *extra,
+                                 "--json"], env=env, stdout=out, stderr=err, text=True, start_new_session=True)
+        try:
+            proc.wait(timeout=400)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever the killed run left behind
+            except ProcessLookupError:
+                pass
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+
+
+def _weights(home: Path) -> dict[str, bytes]:
+    return {p.parent.name: p.read_bytes() for p in (home / "mlartifacts").rglob("weights.safetensors")}
+
+
+def _mlflow_runs(home: Path):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("genrec")
+    return {r.info.run_id: r for r in client.search_runs([experiment.experiment_id])}, client
+
+
+def test_killed_run_resumes_to_the_uninterrupted_model(tmp_path, clustered_csv):
+    killed_home = tmp_path / "killed"
+    killed = _run(killed_home, clustered_csv, kill_at=12)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    (folder,) = (killed_home / "checkpoints").iterdir()
+    info = json.loads((folder / "run.json").read_text())
+    assert info["status"] == "training"
+    runs, client = _mlflow_runs(killed_home)
+    assert [r.info.status for r in runs.values()] == ["RUNNING"]  # what the kill left
+    assert client.search_registered_models() == []  # nothing registered by the killed run
+
+    resumed = _run(killed_home, clustered_csv)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    result = json.loads(resumed.stdout)
+    assert result["resumed_from"] == info["mlflow_run_id"] and result["model_version"] == "1"
+    runs, _ = _mlflow_runs(killed_home)
+    assert runs[info["mlflow_run_id"]].info.status == "KILLED"
+    assert "ended without finishing" in runs[info["mlflow_run_id"]].data.tags["genrec.end_reason"]
+    assert runs[result["mlflow_run_id"]].info.status == "FINISHED"
+    assert runs[result["mlflow_run_id"]].data.tags["resumed_from"] == info["mlflow_run_id"]
+
+    whole_home = tmp_path / "whole"
+    whole = _run(whole_home, clustered_csv)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    reference = json.loads(whole.stdout)
+    assert reference["resumed_from"] is None
+    assert result["test_metrics"] == reference["test_metrics"]
+    assert list(_weights(killed_home).values()) == list(_weights(whole_home).values())
+
