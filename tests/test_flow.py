@@ -1,6 +1,7 @@
 """The training flow end to end on the real Prefect engine, MLflow registry (SQLite) and GX suites."""
 
 import json
+from uuid import UUID
 
 import pytest
 from typer.testing import CliRunner
@@ -53,6 +54,21 @@ def test_flow_twice_then_bad_data(genrec_home, clustered_csv, tmp_path):
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["genrec-gate-decision"])))
     decision = next(r for r in decisions if str(r.flow_run_id) == first["flow_run_id"]).data
     assert decision.startswith("# Gate: promote") and first["decision"]["reasons"][0] in decision
+
+    # The training loop's progress reaches the flow run's logs (a worker shows them), every
+    # train.log_every epochs.
+    import time
+
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    progress, deadline = [], time.monotonic() + 30  # logs reach the API in batches
+    while not progress and time.monotonic() < deadline:
+        with get_client(sync_client=True) as prefect_client:
+            logs = prefect_client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(first["flow_run_id"])])))
+        progress = [log.message for log in logs if log.message.startswith("cfgan epoch ")]
+        time.sleep(0.5)
+    assert progress and progress[0].startswith("cfgan epoch 10/30: d_loss"), [log.message for log in logs][-20:]
 
     second = train_flow(data=str(clustered_csv), format="csv", config="tiny")
     assert second["model_version"] == "2"
