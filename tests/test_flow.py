@@ -37,6 +37,10 @@ def test_flow_twice_then_bad_data(genrec_home, clustered_csv, tmp_path):
     # What validation chose, beside the config: the best epoch of the curve logged above.
     curve = client.get_metric_history(run.info.run_id, "val_ndcg_at_20")
     assert run.data.params["chosen.epochs"] == str(max(curve, key=lambda m: (m.value, -m.step)).step)
+    # The prepared data is the run's input dataset, under genrec's own fingerprint.
+    (logged,) = run.inputs.dataset_inputs
+    assert logged.dataset.digest == first["data_fingerprint"] and logged.dataset.name == clustered_csv.name
+    assert json.loads(logged.dataset.profile)["num_rows"] == first["dataset"]["interactions"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"training_curves.png", "data_quality.json"} <= artifacts
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from genrec.config import load_config
-from genrec.dataset import TEST, TRAIN, VALIDATION
+from genrec.dataset import TRAIN, VALIDATION
 from genrec.errors import UsageError
 from genrec.models.families import make_model
 from genrec.training import KILL_HOOK, FitOptions

@@ -13,6 +13,7 @@ What a family can do is data (`Capabilities`), read by generic code; its fitted 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -90,8 +91,6 @@ class Recommender:
 
     def describe(self) -> dict[str, Any]:
         """The family and config section of this model, as JSON-able data."""
-        import dataclasses
-
         return {"family": self.name, "config": dataclasses.asdict(self.config) if self.config is not None else {}}
 
     @classmethod
