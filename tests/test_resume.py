@@ -46,7 +46,8 @@ def _weights(home: Path) -> dict[str, bytes]:
 def _mlflow_runs(home: Path):
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.get_experiment_by_name("genrec")
     return {r.info.run_id: r for r in client.search_runs([experiment.experiment_id])}, client
 
