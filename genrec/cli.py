@@ -170,7 +170,7 @@ def run(
 
 
 def _print_run(result: dict[str, Any]) -> None:
-    from genrec.paths import tracking_uri
+    from genrec.paths import redacted, tracking_uri
 
     colour = "green" if result["status"] == "promoted" else "yellow"
     out.print(f"[bold {colour}]{result['status']}[/]: {result['model_name']} version {result['model_version']}; "
@@ -187,7 +187,7 @@ def _print_run(result: dict[str, Any]) -> None:
     for reason in result["decision"]["reasons"]:
         out.print(f"  - {escape(reason)}", highlight=False)
     out.print(f"Data Docs:   {result['data_docs']}", highlight=False, soft_wrap=True)
-    out.print(f"MLflow:      {tracking_uri()} (run {result['mlflow_run_id']})", highlight=False, soft_wrap=True)
+    out.print(f"MLflow:      {redacted(tracking_uri())} (run {result['mlflow_run_id']})", highlight=False, soft_wrap=True)
     out.print(f"Prefect run: {result['flow_run_id']}", highlight=False)
 
 

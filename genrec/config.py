@@ -57,6 +57,10 @@ class PrepareConfig:
     seed: int = 42
     """Seed of the per-user random split."""
 
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "min_user_interactions", "min_item_interactions", "min_interactions_to_split")
+        _between(self, 0.0, 0.9, "test_fraction", "validation_fraction")
+
 
 @dataclass(frozen=True)
 class ValidationConfig:
@@ -72,7 +76,11 @@ class ValidationConfig:
     """Every item in the prepared data must have at least this many interactions."""
     reject_bad_item_attributes: bool = False
     """Whether failing the item-attribute suite (genres, descriptions, prices) rejects the data;
-    by default it only warns, since the models do not use the attributes."""
+    by default it warns and the attributes are left out of the dataset."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "min_users", "min_items", "min_interactions", "min_user_interactions",
+                  "min_item_interactions")
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,27 @@ class DriftConfig:
     reject: tuple[str, ...] = ()
     """Checks whose failure rejects the data (exit 3); the others only warn. Names: size_change,
     new_users_share, new_items_share, popularity_shift, rating_shift."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 0.0, "max_size_change")
+        _between(self, 0.0, 1.0, "max_new_users_share", "max_new_items_share", "max_popularity_shift",
+                 "max_rating_shift")
+        known = ("size_change", "new_users_share", "new_items_share", "popularity_shift", "rating_shift")
+        unknown = [name for name in self.reject if name not in known]
+        if unknown:
+            raise ValueError(f"reject names {', '.join(unknown)}; the checks are {', '.join(known)}")
+
+
+def _at_least(obj: Any, minimum: float, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) < minimum:
+            raise ValueError(f"{name} must be at least {minimum}, got {getattr(obj, name)}")
+
+
+def _between(obj: Any, low: float, high: float, *names: str) -> None:
+    for name in names:
+        if not low <= getattr(obj, name) <= high:
+            raise ValueError(f"{name} must be between {low} and {high}, got {getattr(obj, name)}")
 
 
 def _default_sections() -> dict[str, Any]:
@@ -140,7 +169,11 @@ class EvalConfig:
     ks: tuple[int, ...] = (5, 10, 20)
     """Cut-offs at which every metric is reported."""
     primary_metric: str = "ndcg@20"
-    """The metric used for early stopping and by the gate."""
+    """The metric the gate decides on."""
+
+    def __post_init__(self) -> None:
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"ks must be positive cut-offs, got {self.ks}")
 
 
 @dataclass(frozen=True)
@@ -174,6 +207,29 @@ class GateConfig:
     approval_poll_interval: int = 10
     """Seconds between the paused flow's checks for an answer."""
 
+    def __post_init__(self) -> None:
+        _at_least(self, 0, "bootstrap_samples", "min_lift_over_popularity")
+        _at_least(self, 1, "approval_timeout", "approval_poll_interval")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """What the served model accepts (`genrec serve`): larger requests get 413, bad values 400."""
+
+    max_body_bytes: int = 1_000_000
+    """Largest request body, in bytes."""
+    max_records: int = 1000
+    """Most records (users or histories) in one request."""
+    max_history: int = 1000
+    """Most items in one record's history."""
+    max_k: int = 1000
+    """Largest `k` a request may ask for."""
+    batch_rows: int = 256
+    """Records scored at a time: what bounds the memory a request takes, whatever its size."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "max_body_bytes", "max_records", "max_history", "max_k", "batch_rows")
+
 
 @dataclass(frozen=True)
 class RegistryConfig:
@@ -194,6 +250,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     progress: bool = True
     """Show a progress bar while training (only when stderr is a terminal)."""
 

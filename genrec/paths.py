@@ -17,6 +17,17 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{genrec_home() / 'mlflow.db'}"
 
 
+def redacted(uri: str) -> str:
+    """`uri` with any password in it replaced by `***` (for printing)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def artifacts_dir() -> Path:
     return genrec_home() / "mlartifacts"
 

@@ -6,7 +6,9 @@ Interactions stay sparse from here on; nothing densifies the users x items matri
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -39,13 +41,16 @@ def to_implicit(interactions: pd.DataFrame, data: "DataConfig", prepare: "Prepar
     return df.reset_index(drop=True)
 
 
-def fingerprint(interactions: pd.DataFrame) -> str:
-    """A content hash of the (user, item, timestamp) rows, independent of their order."""
+def fingerprint(interactions: pd.DataFrame, prepare: "PrepareConfig") -> str:
+    """A hash of what the split is a function of: the (user, item, timestamp) rows in their order
+    (the seeded split assigns rows by position, so the same rows in another order split otherwise)
+    and the split's settings. Equal fingerprints: the same dataset, split for split."""
     keys = interactions[["user_id", "item_id"]].astype(str)
     if "timestamp" in interactions and interactions["timestamp"].notna().any():
         keys = keys.assign(timestamp=interactions["timestamp"].astype(str))
-    hashed = np.sort(pd.util.hash_pandas_object(keys, index=False).to_numpy())
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+    rows = pd.util.hash_pandas_object(keys, index=False).to_numpy()
+    settings = json.dumps(dataclasses.asdict(prepare), sort_keys=True).encode()
+    return hashlib.sha256(rows.tobytes() + settings).hexdigest()[:16]
 
 
 def split_per_user(users: np.ndarray, n_users: int, prepare: "PrepareConfig", test_fraction: float | None = None,
@@ -106,7 +111,7 @@ def prepare(implicit: pd.DataFrame, prepare: "PrepareConfig", items: pd.DataFram
     events = Events.build(user_codes, item_codes, _seconds(implicit["timestamp"]), part)
     item_ids = np.asarray(item_ids, dtype=object)
     data = Dataset(user_ids=np.asarray(user_ids, dtype=object), item_ids=item_ids, events=events,
-                   fingerprint=fingerprint(implicit), items=_aligned(items, item_ids))
+                   fingerprint=fingerprint(implicit, prepare), items=_aligned(items, item_ids))
     data.stats = _stats(data)
     log.info("prepared %s", data.stats)
     return data
@@ -140,6 +145,6 @@ def from_split(train: pd.DataFrame, test: pd.DataFrame, prepare_cfg: "PrepareCon
     events = Events.build(np.concatenate([tr_users, te_users[keep]]), np.concatenate([item_codes, te_items[keep]]),
                           time, split)
     data = Dataset(user_ids=np.asarray(user_ids, dtype=object), item_ids=np.asarray(item_ids, dtype=object),
-                   events=events, fingerprint=fingerprint(pd.concat([train, test])))
+                   events=events, fingerprint=fingerprint(pd.concat([train, test]), prepare_cfg))
     data.stats = _stats(data) | {"test_dropped_unknown_items": int((~keep).sum())}
     return data

@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from genrec.crashpoints import crash_point
 from genrec.errors import NotFoundError, UnloadableModelError
 from genrec.paths import artifacts_dir, genrec_home, tracking_uri
 
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_PREFIX = "genrec.history."
+INTENT = "genrec.intent"
+"""A move of `champion` under way: written before the alias moves, deleted once its history entry is."""
 MODEL_FORMAT = 1
 """The `genrec_format` in a logged model's metadata; a model without it predates the format."""
 
@@ -335,17 +338,24 @@ def version_uri(model_name: str, version: str) -> str:
     return f"models:/{model_name}/{version}"
 
 
+def _history(c, model_name: str) -> list[dict[str, Any]]:
+    tags = c.get_registered_model(model_name).tags
+    return [json.loads(v) for k, v in sorted(tags.items()) if k.startswith(HISTORY_PREFIX)]
+
+
 def history(model_name: str) -> list[dict[str, Any]]:
-    """Every recorded move of `champion`, oldest first."""
+    """Every recorded move of `champion`, oldest first (a move a crash cut short is finished or
+    dropped first: `repair_champion`)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        tags = client().get_registered_model(model_name).tags
+        with _champion_lock():
+            repair_champion(model_name)
+            return _history(client(), model_name)
     except MlflowException as exc:
         if _missing(exc):
             return []
         raise
-    return [json.loads(v) for k, v in sorted(tags.items()) if k.startswith(HISTORY_PREFIX)]
 
 
 class ChampionMoved(Exception):
@@ -362,18 +372,47 @@ def _champion_lock():
     return FileLock(str(home / "champion.lock"), timeout=120)
 
 
+def repair_champion(model_name: str) -> str | None:
+    """Finish or drop a move of `champion` that a crash cut short (call under the lock). A move
+    first writes its intent, then the alias, then the history entry, then deletes the intent: if
+    the alias reached the intended version, the history entry is written; if not, the intent is
+    dropped. Returns what was repaired, in words (None: nothing to repair)."""
+    c = client()
+    tags = c.get_registered_model(model_name).tags
+    if INTENT not in tags:
+        return None
+    intent = json.loads(tags[INTENT])
+    key = intent.pop("key")
+    now = champion_version(model_name)
+    if now == intent["to_version"]:
+        written = key in tags
+        if not written:
+            c.set_registered_model_tag(model_name, key, json.dumps(intent))
+        said = (f"the move of champion {intent['from_version']} -> {intent['to_version']} was cut short after the "
+                + ("history entry; it is complete" if written else "alias moved; its history entry is written now"))
+    else:
+        said = (f"the move of champion {intent['from_version']} -> {intent['to_version']} was cut short before the "
+                f"alias moved (champion is {now}); it is dropped")
+    c.delete_registered_model_tag(model_name, INTENT)
+    log.warning("repaired %s: %s", model_name, said)
+    return said
+
+
 def move_champion(
     model_name: str, version: str, reason: str, actor: str, expected_from: str | None | object = ...
 ) -> dict[str, Any]:
     """Point `champion` at `version` and record the move (time, from, to, reason, actor).
 
-    Alias and history are written together under a lock, so concurrent moves never leave them
-    disagreeing. With `expected_from`, the move happens only if `champion` is still that version
-    (else `ChampionMoved`): the gate promotes only over the champion it compared against.
+    Under a lock, as a write-ahead sequence that a crash at any instruction leaves recoverable:
+    the intent, the alias, the history entry, then the intent deleted (`repair_champion` finishes
+    or drops a cut-short move on the next read or move). With `expected_from`, the move happens only
+    if `champion` is still that version (else `ChampionMoved`): the gate promotes only over the
+    champion it compared against.
     """
     get_version(model_name, version)  # NotFoundError if missing
     c = client()
     with _champion_lock():
+        repair_champion(model_name)
         previous = champion_version(model_name)
         if expected_from is not ... and previous != expected_from:
             raise ChampionMoved(f"champion of {model_name} is now {previous}, not {expected_from}")
@@ -385,13 +424,18 @@ def move_champion(
             "reason": reason,
             "actor": actor,
         }
-        key = f"{HISTORY_PREFIX}{len(history(model_name)) + 1:06d}"
-        c.set_registered_model_tag(model_name, key, json.dumps(event))
+        key = f"{HISTORY_PREFIX}{len(_history(c, model_name)) + 1:06d}"
+        c.set_registered_model_tag(model_name, INTENT, json.dumps({**event, "key": key}))
+        crash_point("champion:intent")
         try:
             c.set_registered_model_alias(model_name, CHAMPION, str(version))
         except BaseException:
-            c.delete_registered_model_tag(model_name, key)
+            c.delete_registered_model_tag(model_name, INTENT)
             raise
+        crash_point("champion:alias")
+        c.set_registered_model_tag(model_name, key, json.dumps(event))
+        crash_point("champion:history")
+        c.delete_registered_model_tag(model_name, INTENT)
     log.info("champion of %s: %s -> %s (%s)", model_name, previous, version, reason)
     return event
 

@@ -17,7 +17,6 @@ import copy
 import logging
 import math
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
 import numpy as np
 
+from genrec.crashpoints import crash_point
 from genrec.errors import TrainingDivergedError, UsageError
 
 if TYPE_CHECKING:
@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 
 VALIDATION_METRIC = "ndcg@20"
 CHECKPOINT_FORMAT = 1
-KILL_HOOK = "GENREC_TEST_KILL_AFTER_CHECKPOINT"
-"""Tests only: the epoch after whose checkpoint the process sends itself SIGKILL."""
 
 
 @dataclass(frozen=True)
@@ -60,13 +58,16 @@ class TrainConfig:
     """Write a checkpoint every this many epochs (and when a phase ends)."""
     log_every: int = 10
     """Log one progress line every this many epochs."""
+    keep_checkpoints: int = 5
+    """How many finished runs' checkpoint folders to keep under GENREC_HOME/checkpoints (the newest;
+    the folder of a run that did not finish stays until it is resumed)."""
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"train.epochs must be at least 1, got {self.epochs}")
-        for name in ("patience", "checkpoint_every", "log_every"):
+        for name in ("epochs", "patience", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.keep_checkpoints < 0:
+            raise ValueError(f"keep_checkpoints must be at least 0, got {self.keep_checkpoints}")
 
 
 @dataclass
@@ -235,7 +236,7 @@ def train_loop(new_trainer: Callable[["sp.csr_matrix"], Trainer], data: "Dataset
                 store.write({"phase": "select", "epoch": epoch, "selection_done": done, "trainer": trainer.state_dict(),
                              "history": history, "floor": floor, "best_epoch": best_epoch, "best_score": best_score,
                              "selected": selected})
-                _kill_hook(epoch)
+                crash_point(f"checkpoint:{epoch}")
             if done and epoch < cfg.epochs:
                 out.info("%s: early stop at epoch %d (best %d, validation %s %.4f)", name, epoch, best_epoch,
                          VALIDATION_METRIC, best_score)
@@ -292,11 +293,6 @@ def _report(out, bar, name: str, cfg: TrainConfig, epoch: int, record: dict[str,
         best = f"; best {best_score:.4f} at epoch {best_epoch}" if math.isfinite(best_score) else ""
         out.info("%s epoch %d/%d: %s (%.0f s)%s", name, epoch, cfg.epochs,
                  ", ".join(f"{k} {v}" for k, v in shown.items()), record["seconds"], best)
-
-
-def _kill_hook(epoch: int) -> None:
-    if os.environ.get(KILL_HOOK) == str(epoch):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -39,10 +39,20 @@ def test_prepare_builds_sparse_splits_and_fingerprint():
     total = data.train + data.validation + data.test
     assert total.nnz == len(df) and total.max() == 1  # disjoint and complete
     assert data.user_ids.tolist() == sorted(df["user_id"].unique())
-    # The fingerprint depends on the content, not on row order.
-    assert data.fingerprint == fingerprint(df.sample(frac=1, random_state=3))
-    assert data.fingerprint != fingerprint(df.iloc[1:])
     assert data.train_cutoff is not None
+
+
+def test_the_fingerprint_identifies_the_split():
+    """The same rows in another order split otherwise: their fingerprint differs too; so does the
+    same data split with other settings. Equal fingerprints mean equal splits."""
+    df = _frame()
+    data = prepare(df, PrepareConfig())
+    again = prepare(df.copy(), PrepareConfig())
+    assert again.fingerprint == data.fingerprint and (again.train != data.train).nnz == 0
+    shuffled = prepare(df.sample(frac=1, random_state=3), PrepareConfig())
+    assert (shuffled.train != data.train).nnz > 0 and shuffled.fingerprint != data.fingerprint
+    assert prepare(df, PrepareConfig(seed=7)).fingerprint != data.fingerprint
+    assert fingerprint(df.iloc[1:], PrepareConfig()) != fingerprint(df, PrepareConfig())
 
 
 def test_zero_fractions_hold_nothing_out():

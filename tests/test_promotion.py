@@ -50,3 +50,32 @@ def test_gate_promotes_only_over_the_champion_it_saw(genrec_home):
     assert registry.champion_version("genrec") == "1" and len(registry.history("genrec")) == 1
     registry.move_champion("genrec", "2", reason="gate", actor="flow", expected_from="1")
     assert registry.champion_version("genrec") == "2"
+
+
+MOVE = textwrap.dedent("""
+    from genrec import registry
+    registry.move_champion("genrec", "2", reason="gate", actor="crashing process")
+""")
+
+
+@pytest.mark.parametrize("point, champion", [("champion:intent", "1"), ("champion:alias", "2"),
+                                             ("champion:history", "2")])
+def test_a_move_killed_at_any_instruction_is_repaired(genrec_home, point, champion, caplog):
+    """SIGKILL between the writes of a move (after its intent, after the alias, after the history
+    entry): on the next read the alias and its history agree, and the repair is said."""
+    from genrec.crashpoints import ENV
+
+    _two_versions()
+    registry.move_champion("genrec", "1", reason="start", actor="test")
+    env = dict(os.environ, GENREC_HOME=str(genrec_home), **{ENV: point})
+    proc = subprocess.run([sys.executable, "-c", MOVE], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    events = registry.history("genrec")
+    assert registry.champion_version("genrec") == champion == events[-1]["to_version"]
+    assert [(e["from_version"], e["to_version"]) for e in events] == [(None, "1")] + ([("1", "2")] if champion == "2"
+                                                                                        else [])
+    assert registry.INTENT not in registry.client().get_registered_model("genrec").tags
+    if point != "champion:history":
+        assert "repaired genrec" in caplog.text
+    registry.move_champion("genrec", "1", reason="rollback", actor="test")  # the chain goes on from there
+    assert registry.history("genrec")[-1]["from_version"] == champion

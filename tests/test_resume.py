@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from genrec.training import KILL_HOOK
+from genrec.crashpoints import ENV as CRASH_AT
 
 SETTINGS = ["--config", "tiny", "--set", "train.epochs=24", "--set", "train.patience=24", "--set",
             "train.checkpoint_every=4"]
@@ -18,10 +18,10 @@ SETTINGS = ["--config", "tiny", "--set", "train.epochs=24", "--set", "train.pati
 def _run(home: Path, data: Path, *extra: str, kill_at: int | None = None) -> subprocess.CompletedProcess:
     """`genrec run` in a process group of its own (so that the Prefect server it starts goes with it)."""
     env = dict(os.environ, GENREC_HOME=str(home), PREFECT_HOME=str(home / "prefect"))
-    for name in (KILL_HOOK, "MLFLOW_TRACKING_URI", "PREFECT_API_URL"):  # MLflow exports the URI it was last given
+    for name in (CRASH_AT, "MLFLOW_TRACKING_URI", "PREFECT_API_URL"):  # MLflow exports the URI it was last given
         env.pop(name, None)
     if kill_at is not None:
-        env[KILL_HOOK] = str(kill_at)
+        env[CRASH_AT] = f"checkpoint:{kill_at}"
     genrec = Path(sys.executable).parent / "genrec"
     # Files, not pipes: a server the killed process leaves behind would hold a pipe open.
     with (home.parent / f"{home.name}.out").open("w+") as out, (home.parent / f"{home.name}.err").open("w+") as err:

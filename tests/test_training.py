@@ -16,7 +16,8 @@ from genrec.config import load_config
 from genrec.dataset import TRAIN, VALIDATION
 from genrec.errors import UsageError
 from genrec.models.families import make_model
-from genrec.training import KILL_HOOK, FitOptions
+from genrec.crashpoints import ENV as CRASH_AT
+from genrec.training import FitOptions
 from modeldata import checkerboard, dataset
 
 TESTS = Path(__file__).resolve().parent
@@ -106,7 +107,7 @@ def test_a_fit_killed_by_sigkill_resumes_to_the_uninterrupted_model(tmp_path, ki
     ends with the same weights and curve as a fit that was never interrupted."""
     data = checkerboard(3, validation=True)
     path = tmp_path / "checkpoint.pt"
-    env = dict(os.environ, **{KILL_HOOK: str(kill_at)})
+    env = dict(os.environ, **{CRASH_AT: f"checkpoint:{kill_at}"})
     proc = subprocess.run([sys.executable, "-c", KILLED_FIT, str(TESTS), str(path)], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
