@@ -11,6 +11,7 @@ and settings (or by `--resume RUN`), and its MLflow run is marked KILLED.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any, Callable
 from uuid import UUID
@@ -24,6 +25,7 @@ from flows.approval import Approval, wait_for_approval
 from genrec import data as gdata
 from genrec import pipeline, registry
 from genrec.config import Config, load_config
+from genrec.crashpoints import crash_point
 from genrec.dataset import Dataset
 from genrec.errors import DataError
 from genrec.evaluation import EvalResult
@@ -51,9 +53,37 @@ def prepare(checked: Checked, cfg: Config) -> Dataset:
     return pipeline.prepare(checked, cfg)
 
 
+HOST_TAG, PID_TAG = "genrec-host:", "genrec-pid:"
+
+
 @task(name="close-dead-runs", **REGISTRY_TASK)
-def close_dead_runs(cfg: Config) -> list[str]:
-    return registry.close_dead_runs(cfg.registry.experiment)
+def close_dead_runs(cfg: Config, flow_run_id: str | None) -> list[str]:
+    """Mark this flow run with its host and process, then close the runs that processes now dead
+    left open: their MLflow runs KILLED, their Prefect flow runs CRASHED, each with the reason."""
+    closed = registry.close_dead_runs(cfg.registry.experiment)
+    if flow_run_id is None:
+        return closed
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterTags
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    host = socket.gethostname()
+    with get_client(sync_client=True) as client:
+        this = client.read_flow_run(UUID(flow_run_id))
+        client.update_flow_run(this.id, tags=[*this.tags, f"{HOST_TAG}{host}", f"{PID_TAG}{os.getpid()}"])
+        open_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])),
+            tags=FlowRunFilterTags(all_=[f"{HOST_TAG}{host}"])))
+        for run in open_runs:
+            pid = next((t.removeprefix(PID_TAG) for t in run.tags if t.startswith(PID_TAG)), "")
+            if run.id == this.id or not pid.isdigit() or registry.process_alive(int(pid)):
+                continue
+            client.set_flow_run_state(run.id, Crashed(message=f"process {pid} on {host} ended without finishing the "
+                                                              f"run (found by flow run {flow_run_id})"), force=True)
+            closed.append(str(run.id))
+            get_run_logger().warning("marked flow run %s of dead process %s CRASHED", run.id, pid)
+    return closed
 
 
 @task(name="train", **TASK)
@@ -176,7 +206,7 @@ def train_flow(
     digest = pipeline.training_digest(cfg, prepared)
     earlier = pipeline.find_checkpoint(resume, digest)
     checkpoint = earlier or Checkpoint(checkpoints_dir() / stamp)
-    close_dead_runs(cfg)
+    closed_runs = close_dead_runs(cfg, flow_run_id)
 
     run = registry.start_run(cfg.registry.experiment, run_name=f"train-{stamp}")
     try:
@@ -216,8 +246,11 @@ def train_flow(
             "flow_run_id": flow_run_id or "",
             "model_family": pipeline.family_label(cfg),
             "champion_at_gate": champion_before or "",
+            "promotion": {"status": "pending"} if decision.promote else {
+                "status": "not promoted", "reason": "the gate did not pass"},
         }
         version = register(model_uri, tags, cfg)
+        crash_point("flow:registered")
         reasons = list(decision.reasons)
         approval = None
         if decision.promote and cfg.gate.require_approval:
@@ -228,6 +261,12 @@ def train_flow(
             champion_now = promote(version, reasons, cfg, actor, champion_before)
         else:
             champion_now = registry.champion_version(cfg.registry.model_name)
+        if decision.promote:
+            registry.set_version_tags(cfg.registry.model_name, version, {"promotion": {"status": "promoted"} if
+                                      champion_now == version else {"status": "not promoted", "reason": (
+                                          approval.sentence() if approval is not None and not approval.approved
+                                          else f"champion moved to {champion_now} since the gate compared against "
+                                               f"{champion_before}")}})
         run.set_tags({"registered_version": version, "gate_promote": decision.promote})
     except BaseException:
         registry.end_run("FAILED")
@@ -256,6 +295,7 @@ def train_flow(
         "cleaning": checked.cleaning,
         "drift": [c.as_dict() for c in checked.drift.checks],
         "resumed_from": resumed_from,
+        "closed_runs": closed_runs,
     }
     create_markdown_artifact(
         key="genrec-training-report",

@@ -341,6 +341,9 @@ def models(
         verdict = {True: "promote", False: "keep champion", None: "—"}[gate]
         if isinstance(v.get("approval"), dict):
             verdict += f" ({v['approval'].get('status')})"
+        promotion = v.get("promotion") or {}
+        if gate and promotion.get("status") == "not promoted":
+            verdict += f"; not promoted: {promotion.get('reason')}"
         table.add_row(v["version"], ", ".join(v["aliases"]), _num(m.get("ndcg@20")), _num(m.get("precision@5")),
                       verdict, v["data_fingerprint"] or "", v["created"])
     out.print(table)
@@ -548,8 +551,11 @@ def deploy(
 
 
 def main() -> None:
+    from genrec import lifeline
+
     for key, value in environment_defaults().items():
         os.environ.setdefault(key, value)
+    lifeline.start()  # what this process starts (Prefect's temporary server) ends with it
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     app()
 

@@ -256,11 +256,17 @@ def close_dead_runs(experiment: str) -> list[str]:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process `pid` runs on this host (this process counts as alive)."""
+    """Whether process `pid` runs on this host (this process counts as alive; a zombie does not)."""
     if pid <= 0:
         return False
     if pid == os.getpid():
         return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.parent.parent.is_dir() and Path("/proc/self").exists():
+        try:
+            return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+        except OSError:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -464,10 +470,31 @@ def list_versions(model_name: str) -> list[dict[str, Any]]:
             "model_family": tags.get("model_family"),
             "flow_run_id": tags.get("flow_run_id"),
             "approval": _json_tag(tags.get("approval"), None),
+            "promotion": _promotion(c, v, tags, aliases.get(str(v.version), [])),
             "run_id": v.run_id,
             "created": datetime.fromtimestamp(v.creation_timestamp / 1000, timezone.utc).isoformat(timespec="seconds"),
         })
     return out
+
+
+def _promotion(c, version, tags: dict[str, str], aliases: list[str]) -> dict[str, Any] | None:
+    """What became of a version's promotion: as its run recorded it, or, where the run ended before
+    it could (killed, failed), saying so."""
+    promotion = _json_tag(tags.get("promotion"), None)
+    if not isinstance(promotion, dict) or promotion.get("status") != "pending" or CHAMPION in aliases:
+        return promotion
+    try:
+        run = c.get_run(version.run_id) if version.run_id else None
+    except Exception:  # noqa: BLE001 - a run the store no longer has
+        run = None
+    status = run.info.status if run is not None else None
+    if status == "RUNNING":
+        pid = run.data.tags.get("genrec.pid", "")
+        if run.data.tags.get("genrec.host") != socket.gethostname() or not pid.isdigit() or process_alive(int(pid)):
+            return promotion
+        status = f"process {pid} is gone"
+    return {"status": "not promoted", "reason": f"passed the gate, but its training run ended ({status or 'gone'}) "
+                                                "before promoting it: promote it with `genrec promote` if it should be"}
 
 
 def _json_tag(value: str | None, default: Any) -> Any:

@@ -1,12 +1,15 @@
-"""`genrec run` killed with SIGKILL mid-training: the registry is untouched, the next run on the same
-data and settings resumes from the checkpoint, marks the dead run KILLED, and registers the model an
-uninterrupted run registers."""
+"""`genrec run` killed with SIGKILL: nothing of it keeps running; mid-training, the registry is
+untouched and the next run on the same data and settings resumes from the checkpoint, marks the
+dead run's MLflow run KILLED and its Prefect flow run CRASHED, and registers the model an
+uninterrupted run registers; between registration and promotion, `genrec models` says why the
+version that passed the gate is not champion."""
 
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from genrec.crashpoints import ENV as CRASH_AT
@@ -15,13 +18,13 @@ SETTINGS = ["--config", "tiny", "--set", "train.epochs=24", "--set", "train.pati
             "train.checkpoint_every=4"]
 
 
-def _run(home: Path, data: Path, *extra: str, kill_at: int | None = None) -> subprocess.CompletedProcess:
+def _run(home: Path, data: Path, *extra: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
     """`genrec run` in a process group of its own (so that the Prefect server it starts goes with it)."""
     env = dict(os.environ, GENREC_HOME=str(home), PREFECT_HOME=str(home / "prefect"))
     for name in (CRASH_AT, "MLFLOW_TRACKING_URI", "PREFECT_API_URL"):  # MLflow exports the URI it was last given
         env.pop(name, None)
-    if kill_at is not None:
-        env[CRASH_AT] = f"checkpoint:{kill_at}"
+    if crash_at is not None:
+        env[CRASH_AT] = crash_at
     genrec = Path(sys.executable).parent / "genrec"
     # Files, not pipes: a server the killed process leaves behind would hold a pipe open.
     with (home.parent / f"{home.name}.out").open("w+") as out, (home.parent / f"{home.name}.err").open("w+") as err:
@@ -29,14 +32,38 @@ def _run(home: Path, data: Path, *extra: str, kill_at: int | None = None) -> sub
                                  "--json"], env=env, stdout=out, stderr=err, text=True, start_new_session=True)
         try:
             proc.wait(timeout=400)
+            if crash_at is not None:
+                _assert_nothing_left(home)
         finally:
             try:
-                os.killpg(proc.pid, signal.SIGKILL)  # whatever the killed run left behind
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever a failed check left behind
             except ProcessLookupError:
                 pass
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+
+
+def _processes_of(home: Path) -> list[int]:
+    marker = f"GENREC_HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "environ").read_bytes().split(b"\0"):
+                stat = (entry / "stat").read_text()
+                if stat.rsplit(")", 1)[-1].split()[0] != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _assert_nothing_left(home: Path, within: float = 15.0) -> None:
+    """The killed process's children (Prefect's temporary server) end with it."""
+    deadline = time.monotonic() + within
+    while _processes_of(home) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not _processes_of(home), [Path(f"/proc/{p}/cmdline").read_bytes()[:200] for p in _processes_of(home)]
 
 
 def _weights(home: Path) -> dict[str, bytes]:
@@ -54,7 +81,7 @@ def _mlflow_runs(home: Path):
 
 def test_killed_run_resumes_to_the_uninterrupted_model(tmp_path, clustered_csv):
     killed_home = tmp_path / "killed"
-    killed = _run(killed_home, clustered_csv, kill_at=12)
+    killed = _run(killed_home, clustered_csv, crash_at="checkpoint:12")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     (folder,) = (killed_home / "checkpoints").iterdir()
     info = json.loads((folder / "run.json").read_text())
@@ -67,6 +94,7 @@ def test_killed_run_resumes_to_the_uninterrupted_model(tmp_path, clustered_csv):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     result = json.loads(resumed.stdout)
     assert result["resumed_from"] == info["mlflow_run_id"] and result["model_version"] == "1"
+    assert info["flow_run_id"] in result["closed_runs"] and info["mlflow_run_id"] in result["closed_runs"]
     runs, _ = _mlflow_runs(killed_home)
     assert runs[info["mlflow_run_id"]].info.status == "KILLED"
     assert "ended without finishing" in runs[info["mlflow_run_id"]].data.tags["genrec.end_reason"]
@@ -81,3 +109,17 @@ def test_killed_run_resumes_to_the_uninterrupted_model(tmp_path, clustered_csv):
     assert result["test_metrics"] == reference["test_metrics"]
     assert list(_weights(killed_home).values()) == list(_weights(whole_home).values())
 
+
+
+def test_killed_between_registration_and_promotion(tmp_path, clustered_csv, monkeypatch):
+    home = tmp_path / "home"
+    killed = _run(home, clustered_csv, crash_at="flow:registered")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    monkeypatch.setenv("GENREC_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from genrec import registry
+
+    (version,) = registry.list_versions("genrec")
+    assert version["decision"]["promote"] is True and "champion" not in version["aliases"]
+    assert version["promotion"]["status"] == "not promoted"
+    assert "ended (process" in version["promotion"]["reason"] and "genrec promote" in version["promotion"]["reason"]
