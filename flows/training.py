@@ -274,6 +274,7 @@ def train_flow(
             checkpoint.write_info(status="failed")
         raise
     registry.end_run()
+    pipeline.prune_checkpoints(cfg.train.keep_checkpoints, checkpoint, logger)
 
     result = {
         "status": "promoted" if champion_now == version else "not_promoted",

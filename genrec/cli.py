@@ -35,6 +35,23 @@ def _emit_json(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _disk_full(exc: BaseException) -> str | None:
+    """The sentence for an exception caused by a full disk (however deep in its chain), else None."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            where = f" writing {exc.filename}" if exc.filename else ""
+            return f"No space left on the device{where} (GENREC_HOME is {os.environ.get('GENREC_HOME')}): free some and run again."
+        if "database or disk is full" in str(exc) or "No space left on device" in str(exc):
+            return (f"No space left on the device (GENREC_HOME is {os.environ.get('GENREC_HOME')}): "
+                    "free some and run again.")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def guarded(fn: Callable) -> Callable:
     """Map genrec's exceptions to SPEC's exit codes with one clear sentence on stderr."""
 
@@ -56,6 +73,10 @@ def guarded(fn: Callable) -> Callable:
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             if STATE["debug"]:
                 traceback.print_exc()
+            full = _disk_full(exc)  # a full disk reaches here wrapped in many ways
+            if full is not None:
+                err.print(f"[bold red]error:[/] {escape(full)}", highlight=False, soft_wrap=True)
+                raise typer.Exit(1) from None
             err.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {escape(str(exc))} "
                       "(rerun with --debug for the traceback)",
                       highlight=False, soft_wrap=True)
@@ -66,9 +87,11 @@ def guarded(fn: Callable) -> Callable:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
 ) -> None:
     STATE["debug"] = debug or bool(os.environ.get("GENREC_DEBUG"))
+    guarded(_preflight)(ctx.invoked_subcommand)
     lib = logging.getLogger("genrec")
     if not any(isinstance(h, _StderrHandler) for h in lib.handlers):
         handler = _StderrHandler()
@@ -78,6 +101,12 @@ def _main(
     if not STATE["debug"]:
         for noisy in ("great_expectations", "mlflow", "alembic", "urllib3", "httpx"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _preflight(command: str | None) -> None:
+    from genrec import preflight
+
+    preflight.check(command)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -97,20 +126,44 @@ class _StderrHandler(logging.StreamHandler):
 
 class _ExpectedErrors(logging.Filter):
     """Drop the traceback from log records of genrec's own expected errors (bad data and the
-    like): the sentence says what is wrong; `--debug` keeps the traceback."""
+    like) and of a full disk, also where a library wrote it into the message: the sentence says
+    what is wrong; `--debug` keeps the traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], GenrecError) and not STATE["debug"]:
+        if STATE["debug"]:
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and (isinstance(exc, GenrecError) or _disk_full(exc) is not None):
             record.exc_info = None
             record.exc_text = None
+        elif exc is None and "Traceback" in str(record.msg):
+            message = record.getMessage()
+            if _disk_full(Exception(message)) is not None:  # Great Expectations' Data Docs errors
+                record.msg, record.args = message.split("Traceback", 1)[0].rstrip(' :".'), None
         return True
 
 
 def _quiet_expected_tracebacks() -> None:
-    for name in ("prefect", "prefect.task_runs", "prefect.flow_runs", ""):
+    import mlflow  # noqa: F401 - MLflow's own handler (it does not propagate) exists once it is imported
+
+    for name in ("prefect", "prefect.task_runs", "prefect.flow_runs", "", "mlflow"):
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(f, _ExpectedErrors) for f in handler.filters):
                 handler.addFilter(_ExpectedErrors())
+
+
+def _start_prefect_server() -> None:
+    """Start Prefect's temporary server (where no PREFECT_API_URL is set) under a lock on PREFECT_HOME:
+    a starting server migrates its SQLite database, and two first runs at once race in that."""
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:
+        return
+    from filelock import FileLock
+    from prefect.server.api.server import SubprocessASGIServer
+
+    with FileLock(str(Path(os.environ["PREFECT_HOME"]) / "server.lock"), timeout=600):
+        SubprocessASGIServer().start()  # the instance the flow's client then finds running
 
 
 # --- run -----------------------------------------------------------------------------------------
@@ -149,6 +202,7 @@ def run(
     from flows.training import train_flow
 
     _quiet_expected_tracebacks()
+    _start_prefect_server()
     state = train_flow(data=str(data) if data else None, format=fmt, config=config, overrides=list(overrides),
                        resume=resume, return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details else None
@@ -494,6 +548,7 @@ def batch(
     from flows.batch import batch_flow
 
     _quiet_expected_tracebacks()
+    _start_prefect_server()
     state = batch_flow(output=str(output) if output else None, k=k, config=config, overrides=list(overrides),
                        return_state=True)
     result = state.result(raise_on_failure=False)
@@ -514,21 +569,20 @@ def serve(
     config: str = typer.Option("default", "--config", help=CONFIG_HELP),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
-    """The champion behind an HTTP endpoint (MLflow's scoring server)."""
-    from genrec import registry
-    from genrec.paths import tracking_uri
+    """The champion behind an HTTP endpoint (SPEC's requests, with the limits of `serving.*`)."""
+    from genrec import registry, server
 
-    name = _model_name(config, overrides)
+    cfg = _config(config, overrides)
+    name = cfg.registry.model_name
     version = registry.champion_version(name)
     if version is None:
         raise NotFoundError(f"Model {name!r} has no champion to serve: run `genrec run` first.")
-    registry.check_loadable(registry.version_uri(name, version))  # a clear exit 4 before the server starts
-    bin_dir = str(Path(sys.executable).parent)
-    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri(), PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
-    cmd = [str(Path(bin_dir) / "mlflow"), "models", "serve", "-m", f"models:/{name}@champion",
-           "--env-manager", "local", "--host", host, "--port", str(port)]
-    err.print(f"serving models:/{name}@champion on http://{host}:{port}/invocations", highlight=False)
-    os.execvpe(cmd[0], cmd, env)
+    model = registry.load_serving_model(registry.version_uri(name, version))  # a clear exit 4 before listening
+    err.print(f"serving {name} version {version} (champion) on http://{host}:{port}/invocations", highlight=False)
+    following = server.Following(server.Served(model, name, version), lambda: registry.champion_version(name),
+                                 lambda v: registry.load_serving_model(registry.version_uri(name, v)),
+                                 every=cfg.serving.reload_seconds)
+    server.serve(following, cfg.serving, host, port)
 
 
 @app.command()
@@ -556,7 +610,6 @@ def main() -> None:
     for key, value in environment_defaults().items():
         os.environ.setdefault(key, value)
     lifeline.start()  # what this process starts (Prefect's temporary server) ends with it
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     app()
 
 

@@ -226,9 +226,15 @@ class ServingConfig:
     """Largest `k` a request may ask for."""
     batch_rows: int = 256
     """Records scored at a time: what bounds the memory a request takes, whatever its size."""
+    reload_seconds: float = 30.0
+    """How often the server checks where `champion` points, and loads the new version when it moved
+    (0: never; restart to serve a new champion)."""
+    log_requests: bool = False
+    """Log every request and its answer as one JSON line (logger `genrec.server.requests`)."""
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "max_body_bytes", "max_records", "max_history", "max_k", "batch_rows")
+        _at_least(self, 0, "reload_seconds")
 
 
 @dataclass(frozen=True)

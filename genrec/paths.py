@@ -61,5 +61,9 @@ def environment_defaults() -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_EXTRA_LOGGERS": "genrec",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        # A tracking server that stops answering fails a command in seconds, not minutes of retries.
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
         "GIT_PYTHON_REFRESH": "quiet",
     }

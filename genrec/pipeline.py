@@ -238,6 +238,10 @@ def run_checkpoint(run: str) -> Checkpoint:
     """Run `run`'s checkpoint (`run`: a checkpoint folder's name or an MLflow run id); UsageError if
     there is none."""
     found = next((c for c in _checkpoints() if c.folder.name == run or c.info().get("mlflow_run_id") == run), None)
+    pruned = found.info().get("pruned") if found is not None and not found.file.is_file() else None
+    if pruned:
+        raise UsageError(f"--resume {run}: its checkpoint {found.file} was deleted at {pruned.get('at')} to keep only "
+                         f"the newest {pruned.get('keep')} (train.keep_checkpoints); run it again without --resume.")
     if found is None or not found.file.is_file():
         raise UsageError(f"--resume {run}: no checkpoint of that run under {checkpoints_dir()}.")
     return found
@@ -258,6 +262,100 @@ def find_checkpoint(run: str | None, digest: str) -> Checkpoint | None:
                 and not registry.process_alive(int(info.get("pid", 0) or 0)):
             return c
     return None
+
+
+@dataclass
+class Pruned:
+    """What one `prune_checkpoints` deleted."""
+
+    folders: list[Checkpoint]
+    """The folders whose checkpoint files were deleted (their run.json stays, marked `pruned`)."""
+    freed: int
+    """Bytes freed."""
+
+    def sentence(self, keep: int) -> str:
+        return (f"pruned {len(self.folders)} checkpoint{'' if len(self.folders) == 1 else 's'} under "
+                f"{checkpoints_dir()} ({_size(self.freed)} freed; train.keep_checkpoints={keep})")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def prune_checkpoints(keep: int, current: Checkpoint, logger: logging.Logger | logging.LoggerAdapter | None = None
+                      ) -> Pruned:
+    """Delete the checkpoint files of all but the newest `keep` finished runs (train.keep_checkpoints)
+    once run `current` has finished. The flow calls it after a run registered its model: a run that
+    fails after training keeps its checkpoint (`--resume` of it skips training) until a later run
+    prunes it. Under GENREC_HOME/checkpoints:
+
+    - in progress (status `training`, its process alive): never touched, and not counted;
+    - finished (status `trained` or `failed`, or a run.json missing or unreadable): the newest `keep`
+      keep their checkpoint, `current` counted first (keep=0 deletes `current`'s too); "newest" is by
+      when the checkpoint file was last written, then by folder name (a resumed run's folder carries
+      the stamp of the run it resumed);
+    - crashed (status `training`, its process dead: what the next run on the same data and settings
+      resumes by itself): kept while fewer than `keep` finished checkpoints are newer than it, so a
+      crash survives the runs just after it but one never resumed goes once `keep` newer runs have
+      finished; it does not push a finished one out.
+
+    A pruned folder loses checkpoint.pt and keeps run.json, marked `pruned`, so that `genrec run
+    --resume` of it says why there is nothing to resume; a half-written checkpoint.pt.tmp of a
+    folder not in progress goes too. Logs one line: how many were pruned and the space freed."""
+    out = logger or log
+
+    def written(c: Checkpoint) -> float:
+        try:
+            return c.file.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    finished: list[Checkpoint] = []
+    crashed: list[Checkpoint] = []
+    leftovers: list[Path] = []
+    for c in _checkpoints():
+        info = c.info()
+        if info.get("status") == "training" and registry.process_alive(int(info.get("pid", 0) or 0)) \
+                and c.folder != current.folder:
+            continue
+        half_written = c.file.with_name(c.file.name + ".tmp")
+        if half_written.is_file():
+            leftovers.append(half_written)
+        if c.file.is_file():
+            (crashed if info.get("status") == "training" and c.folder != current.folder else finished).append(c)
+    order = sorted(finished, key=lambda c: (c.folder == current.folder, written(c), c.folder.name), reverse=True)
+    doomed = order[keep:]
+    doomed += [c for c in crashed if sum(written(f) > written(c) for f in finished) >= keep]
+
+    freed = 0
+    gone: list[Checkpoint] = []
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for path in [c.file for c in doomed] + leftovers:
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:  # another run pruned it first
+            continue
+        except OSError as exc:
+            out.warning("could not delete checkpoint %s: %s", path, exc)
+            continue
+        freed += size
+    for c in doomed:
+        if not c.file.exists():
+            try:
+                c.write_info(pruned={"at": now, "keep": keep})
+            except OSError as exc:
+                out.warning("could not mark %s pruned: %s", c.info_file, exc)
+            gone.append(c)
+    result = Pruned(sorted(gone, key=lambda c: c.folder.name), freed)
+    out.info(result.sentence(keep))
+    return result
 
 
 def train(data: Dataset, cfg: Config, options: FitOptions | None = None) -> Recommender:
@@ -328,7 +426,7 @@ def champion_error(cfg: Config, champion: str | None) -> str | None:
     if champion is None:
         return None
     try:
-        registry.check_loadable(registry.version_uri(cfg.registry.model_name, champion))
+        registry.load_model(registry.version_uri(cfg.registry.model_name, champion))
     except UnloadableModelError as exc:
         return str(exc)
     return None

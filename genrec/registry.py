@@ -27,7 +27,7 @@ import pandas as pd
 
 from genrec.crashpoints import crash_point
 from genrec.errors import NotFoundError, UnloadableModelError
-from genrec.paths import artifacts_dir, genrec_home, tracking_uri
+from genrec.paths import artifacts_dir, genrec_home, redacted, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,29 @@ MODEL_FORMAT = 1
 """The `genrec_format` in a logged model's metadata; a model without it predates the format."""
 
 
+_READY: set[str] = set()
+
+
 def _mlflow():
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_registry_uri(tracking_uri())
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if uri.startswith("sqlite:") and uri not in _READY:
+        # The first use of a SQLite store creates and migrates it; two processes doing that at once
+        # on a fresh GENREC_HOME race, so one does it, under a lock, and the other finds it done.
+        from filelock import FileLock
+
+        home = genrec_home()
+        home.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(home / "store.lock"), timeout=600):
+            if uri == f"sqlite:///{home / 'mlflow.db'}":
+                from genrec.home import follow
+
+                follow(home, home / "mlflow.db")  # a moved or copied home reads its own files
+            mlflow.MlflowClient(uri).search_experiments(max_results=1)
+        _READY.add(uri)
     return mlflow
 
 
@@ -161,9 +179,37 @@ def _version() -> str:
 
 
 def load_model(model_uri: str):
-    """A pyfunc model, loaded back as a server would load it (its format checked first)."""
+    """A pyfunc model, loaded back as a server would load it (its format checked first). A missing
+    or corrupt artifact is an UnloadableModelError that names the version and where it is stored."""
     check_loadable(model_uri)
-    return _mlflow().pyfunc.load_model(model_uri)
+    try:
+        return _mlflow().pyfunc.load_model(model_uri)
+    except (UnloadableModelError, NotFoundError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a broken artifact raises, say which one it is
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UnloadableModelError(f"{_described(model_uri)} cannot be loaded from {_stored_at(model_uri)}: "
+                                   f"{type(exc).__name__}: {reason}") from exc
+
+
+def _described(model_uri: str) -> str:
+    parts = model_uri.removeprefix("models:/").split("/")
+    if model_uri.startswith("models:/") and len(parts) == 2:
+        return f"Version {parts[1]} of model {parts[0]!r}"
+    return model_uri
+
+
+def _stored_at(model_uri: str) -> str:
+    """Where the artifacts of `model_uri` are stored (for error messages), or the URI itself."""
+    try:
+        parts = model_uri.removeprefix("models:/").split("/")
+        mv = client().get_model_version(parts[0], parts[1])
+        model_id = getattr(mv, "model_id", None) or (mv.source.removeprefix("models:/")
+                                                     if mv.source.startswith("models:/m-") else None)
+        location = client().get_logged_model(model_id).artifact_location if model_id else mv.source
+        return redacted(location.removeprefix("file://"))
+    except Exception:  # noqa: BLE001 - a location is a courtesy in an error already being raised
+        return model_uri
 
 
 def load_serving_model(model_uri: str):

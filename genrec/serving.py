@@ -132,15 +132,17 @@ class ServingModel:
             scores[empty, : len(order)] = self.popularity[order]
         return items, scores
 
-    def predict(self, frame: pd.DataFrame, k: int = 10) -> pd.DataFrame:
-        """SPEC's response rows: user_id, items (list of str), scores (list of float)."""
-        items, scores = self.recommend_indices(frame, k)
+    def predict(self, frame: pd.DataFrame, k: int = 10, batch_rows: int = 256) -> pd.DataFrame:
+        """SPEC's response rows: user_id, items (list of str), scores (list of float). Rows are scored
+        `batch_rows` at a time: the dense scores of one batch are all the memory a request takes."""
         users = frame["user_id"].astype(str).tolist() if "user_id" in frame else [""] * len(frame)
         out_items, out_scores = [], []
-        for row_items, row_scores in zip(items, scores):
-            keep = row_items >= 0
-            out_items.append(self.item_ids[row_items[keep]].tolist())
-            out_scores.append([float(s) for s in row_scores[keep]])
+        for start in range(0, len(frame), batch_rows):
+            items, scores = self.recommend_indices(frame.iloc[start:start + batch_rows], k)
+            for row_items, row_scores in zip(items, scores):
+                keep = row_items >= 0
+                out_items.append(self.item_ids[row_items[keep]].tolist())
+                out_scores.append([float(s) for s in row_scores[keep]])
         return pd.DataFrame({"user_id": users, "items": out_items, "scores": out_scores})
 
 

@@ -14,6 +14,7 @@ below that it has not started learning (a GAN on sparse data can take hundreds o
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import math
 import os
@@ -59,8 +60,10 @@ class TrainConfig:
     log_every: int = 10
     """Log one progress line every this many epochs."""
     keep_checkpoints: int = 5
-    """How many finished runs' checkpoint folders to keep under GENREC_HOME/checkpoints (the newest;
-    the folder of a run that did not finish stays until it is resumed)."""
+    """How many finished runs' checkpoints to keep under GENREC_HOME/checkpoints: once a run has
+    registered its model, the checkpoint files of older finished runs go (0: its own too); a run in
+    progress is never touched, and a crashed one (resumed by the next run on its data and settings)
+    stays until this many newer runs have finished (see `genrec.pipeline.prune_checkpoints`)."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "patience", "checkpoint_every", "log_every"):
@@ -166,7 +169,15 @@ class _Checkpoints:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save({"format": CHECKPOINT_FORMAT, "meta": self.meta, **state}, tmp)
+        # Serialised in memory first: torch.save straight to a full disk fails with a RuntimeError that
+        # hides the ENOSPC, while a plain write raises the OSError that says what is wrong.
+        buffer = io.BytesIO()
+        torch.save({"format": CHECKPOINT_FORMAT, "meta": self.meta, **state}, buffer)
+        try:
+            tmp.write_bytes(buffer.getbuffer())
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, self.path)
 
     def read(self) -> dict[str, Any] | None:

@@ -137,7 +137,7 @@ class Recommender:
 
 def top_items(raw: np.ndarray, histories: Histories, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
     """The k best items of each row of `raw` (the history's own items left out if asked)."""
-    scores = np.array(raw, dtype=np.float64, copy=True)
+    scores = np.array(raw, dtype=np.result_type(raw, np.float32), copy=True)  # float32 stays float32
     if exclude_seen:
         scores[np.repeat(np.arange(len(histories)), histories.lengths), histories.items] = -np.inf
     items = top_k(scores, k)
