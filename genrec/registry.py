@@ -184,12 +184,13 @@ def load_model(model_uri: str):
     check_loadable(model_uri)
     try:
         return _mlflow().pyfunc.load_model(model_uri)
-    except (UnloadableModelError, NotFoundError):
+    except NotFoundError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever a broken artifact raises, say which one it is
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        kind = "" if isinstance(exc, UnloadableModelError) else f"{type(exc).__name__}: "
         raise UnloadableModelError(f"{_described(model_uri)} cannot be loaded from {_stored_at(model_uri)}: "
-                                   f"{type(exc).__name__}: {reason}") from exc
+                                   f"{kind}{reason}") from exc
 
 
 def _described(model_uri: str) -> str:
@@ -262,7 +263,13 @@ class TrainingRun:
         _mlflow().log_dict(data, name)
 
     def log_figure(self, figure, name: str) -> None:
-        _mlflow().log_figure(figure, name)
+        """Log a matplotlib figure, then close it (pyplot keeps every open figure alive)."""
+        import matplotlib.pyplot as plt
+
+        try:
+            _mlflow().log_figure(figure, name)
+        finally:
+            plt.close(figure)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         _mlflow().set_tags({k: str(v) for k, v in tags.items()})

@@ -88,7 +88,8 @@ def test_two_runs_keep_one_checkpoint(genrec_home, clustered_csv):
 
     def run(*extra: str):
         result = CliRunner().invoke(app, ["run", "--data", str(clustered_csv), "--format", "csv", "--config", "tiny",
-                                          "--set", "train.keep_checkpoints=1", *extra, "--json"])
+                                          "--set", "train.keep_checkpoints=1", "--set", "train.epochs=3", *extra,
+                                          "--json"])
         return result.exit_code, result.stdout, result.stderr
 
     results = []

@@ -98,25 +98,29 @@ def test_a_version_loads_in_a_fresh_venv_with_only_its_requirements(genrec_home,
     assert json.loads(fresh.stdout.strip().splitlines()[-1]) == list(here.iloc[0]["items"])
 
 
-@pytest.mark.parametrize("damage", ["corrupt weights", "missing file"])
-def test_a_broken_champion_artifact_is_named_and_never_promoted_over(genrec_home, clustered_csv, damage):
-    code, out, err = cli("run", "--data", clustered_csv, "--format", "csv", "--config", "tiny",
-                         "--set", "model.name=ease", "--json")
-    assert code == 0, err
-    champion = json.loads(out)["model_version"]
+def test_a_broken_champion_artifact_is_named_and_never_promoted_over(genrec_home, clustered_csv):
+    def train():
+        code, out, err = cli("run", "--data", clustered_csv, "--format", "csv", "--config", "tiny",
+                             "--set", "model.name=ease", "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    def refused(version: str, stored: Path) -> None:
+        for command in (["recommend", "--user", "u0-0"], ["serve", "--port", "1"], ["batch"]):
+            code, _, err = cli(*command)
+            assert code == 4, err
+            assert f"Version {version} of model 'genrec'" in err and str(stored) in err and "Traceback" not in err
+
+    champion = train()["model_version"]
     stored = Path(registry._stored_at(registry.version_uri("genrec", champion)))
-    weights = next(stored.rglob("weights.safetensors"))
-    if damage == "corrupt weights":
-        weights.write_bytes(b"\x00garbage" * 10)
-    else:
-        weights.unlink()
-    for command in (["recommend", "--user", "u0-0"], ["serve", "--port", "1"], ["batch"]):
-        code, _, err = cli(*command)
-        assert code == 4, err
-        assert f"Version {champion} of model 'genrec'" in err and str(stored) in err and "Traceback" not in err
-    code, out, err = cli("run", "--data", clustered_csv, "--format", "csv", "--config", "tiny",
-                         "--set", "model.name=ease", "--json")
-    assert code == 0, err
-    result = json.loads(out)
+    next(stored.rglob("weights.safetensors")).write_bytes(b"\x00garbage" * 10)  # corrupt
+    refused(champion, stored)
+    result = train()
     assert result["status"] == "not_promoted" and result["champion_version"] == champion
     assert any("could not be loaded" in r and f"Version {champion}" in r for r in result["decision"]["reasons"])
+
+    # The same for a file that is missing, once a person promoted the new version.
+    assert cli("promote", result["model_version"], "--reason", "checked")[0] == 0
+    stored = Path(registry._stored_at(registry.version_uri("genrec", result["model_version"])))
+    next(stored.rglob("serving.json")).unlink()
+    refused(result["model_version"], stored)

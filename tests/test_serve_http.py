@@ -35,10 +35,21 @@ def _post(url: str, body: bytes, content_type: str = "application/json") -> tupl
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-@pytest.fixture
-def server(genrec_home, clustered_csv, tmp_path):
-    # EASE: deterministic and exact on clustered data, so the answers below are known; the serving
-    # path (bundle, pyfunc, scoring server) is the same for every model family.
+@pytest.fixture(scope="module")
+def server(prefect_harness, tmp_path_factory):
+    """One served champion for the tests of this module (in file order: the last one moves champion)."""
+    from conftest import clustered_interactions
+
+    tmp_path = tmp_path_factory.mktemp("serve")
+    genrec_home, clustered_csv = tmp_path / "home", tmp_path / "clustered.csv"
+    clustered_interactions().to_csv(clustered_csv, index=False)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GENREC_HOME", str(genrec_home))
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield from _serve(genrec_home, clustered_csv, tmp_path)
+
+
+def _serve(genrec_home, clustered_csv, tmp_path):
     result = CliRunner().invoke(app, ["run", "--data", str(clustered_csv), "--format", "csv", "--config", "tiny",
                                       "--set", "model.name=ease"])
     assert result.exit_code == 0, result.stderr
@@ -151,7 +162,18 @@ def _get(url: str) -> str:
         return response.read().decode()
 
 
+def _metrics(server) -> dict[str, float]:
+    return {line.split(" ")[0]: float(line.split(" ")[1]) for line in _get(f"{server.url}/metrics").splitlines()
+            if line and not line.startswith("#")}
+
+
+def _logged(server) -> list[dict]:
+    return [json.loads(line[line.index("{"):]) for line in server.log.read_text().splitlines() if '"status"' in line]
+
+
 def test_served_champion_follows_promotions_counts_and_logs(server):
+    """Last in this module: it moves champion."""
+    before, logged_before = _metrics(server), len(_logged(server))
     body = json.dumps({"dataframe_records": [{"user_id": "u1-0"}], "params": {"k": 3}}).encode()
     assert _post(f"{server.url}/invocations", body)[0] == 200
     assert _post(f"{server.url}/invocations", b"{not json")[0] == 400
@@ -169,13 +191,13 @@ def test_served_champion_follows_promotions_counts_and_logs(server):
     assert json.loads(_get(f"{server.url}/version"))["version"] == "2"
     assert _post(f"{server.url}/invocations", body)[0] == 200
 
-    metrics = {line.split(" ")[0]: float(line.split(" ")[1]) for line in _get(f"{server.url}/metrics").splitlines()
-               if line and not line.startswith("#")}
-    assert metrics['genrec_requests_total{status="200"}'] == 2 and metrics['genrec_requests_total{status="400"}'] == 1
-    assert metrics["genrec_records_total"] == 2 and metrics["genrec_request_seconds_count"] == 3
-    assert metrics["genrec_model_version"] == 2 and metrics["genrec_reloads"] == 1
+    after = _metrics(server)
+    grew = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    assert grew['genrec_requests_total{status="200"}'] == 2 and grew['genrec_requests_total{status="400"}'] == 1
+    assert grew["genrec_records_total"] == 2 and grew["genrec_request_seconds_count"] == 3
+    assert after["genrec_model_version"] == 2 and after["genrec_reloads"] == 1
 
-    logged = [json.loads(line[line.index("{"):]) for line in server.log.read_text().splitlines() if '"status"' in line]
+    logged = _logged(server)[logged_before:]
     assert [(e["status"], e["version"]) for e in logged] == [(200, "1"), (400, "1"), (200, "2")]
     assert logged[0]["records"] == [{"user_id": "u1-0", "history": []}] and len(logged[0]["predictions"][0]["items"]) == 3
     assert "now serving version 2" in server.log.read_text()
