@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
+# Two test processes (pytest-xdist), a test file per process: most of a test's time is waiting on
+# servers and subprocesses. `make test PYTEST_ARGS=` runs them in one.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false

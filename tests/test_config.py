@@ -78,3 +78,12 @@ def test_unknown_preset_or_missing_file():
     with pytest.raises(UsageError, match="neither a preset"):
         load_config("huge")
 
+
+
+def test_a_password_in_a_tracking_uri_is_never_printed():
+    from genrec.paths import redacted
+
+    assert redacted("postgresql+psycopg2://genrec:s3cret@db.internal:5432/mlflow") == \
+        "postgresql+psycopg2://genrec:***@db.internal:5432/mlflow"
+    assert redacted("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert redacted("sqlite:////home/x/.genrec/mlflow.db") == "sqlite:////home/x/.genrec/mlflow.db"
