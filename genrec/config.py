@@ -16,6 +16,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -56,10 +57,27 @@ class PrepareConfig:
     """Users with fewer interactions keep all of them in the training split."""
     seed: int = 42
     """Seed of the per-user random split."""
+    split: Literal["random", "leave-last-out", "time"] = "random"
+    """How test and validation are held out. `random`: a seeded share of each user's interactions
+    (`test_fraction`, `validation_fraction`). `leave-last-out`: each user's last interaction by time is
+    test and the one before it validation (ties in file order; users with fewer than
+    `min_interactions_to_split` keep all in train). `time`: every interaction at or after `cutoff` is
+    test, and each user's last one before it validation."""
+    cutoff: str | None = None
+    """The ISO date or time where `split = "time"` starts the test split."""
+    repeats: Literal["last", "first"] = "last"
+    """Which occurrence of a repeated (user, item) pair is kept, and so when it counts as happening:
+    the latest, or the first (the sequential protocols' choice: a re-bought item stays where the user
+    first chose it)."""
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "min_user_interactions", "min_item_interactions", "min_interactions_to_split")
         _between(self, 0.0, 0.9, "test_fraction", "validation_fraction")
+        if self.cutoff is not None:
+            try:
+                datetime.fromisoformat(self.cutoff)
+            except ValueError:
+                raise ValueError(f"cutoff must be an ISO date or time, got {self.cutoff!r}") from None
 
 
 @dataclass(frozen=True)
@@ -431,6 +449,8 @@ def load_config(source: str | None = None, overrides: list[str] | tuple[str, ...
 
 def _check(cfg: Config) -> None:
     """Checks across fields, at load."""
+    if cfg.prepare.split == "time" and cfg.prepare.cutoff is None:
+        raise UsageError('prepare.split = "time" needs a cutoff (an ISO date, e.g. --set prepare.cutoff=2011-10-01).')
     try:
         named = [m for m, _ in metric_rules(cfg.gate.floors, "floors")]
         named += [r.metric for r in change_rules(cfg.gate) if r.source == "changes"]

@@ -26,12 +26,20 @@ class EvalResult:
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best scores per row, best first (ties broken by lower index)."""
+    """Indices of the k best scores per row, best first, ties broken by lower index: the first k of
+    a longer list, whatever k (so a metric @10 does not depend on the largest cut-off asked for)."""
     k = min(k, scores.shape[1])
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -part_scores), axis=1)
-    return np.take_along_axis(part, order, axis=1)
+    top = np.take_along_axis(part, order, axis=1)
+    # argpartition picks arbitrary members of a tie at the k-th place; rows with such a tie are
+    # ranked again with a stable sort, which keeps the lower indices.
+    kth = part_scores.min(axis=1, keepdims=True)
+    tied = np.flatnonzero((scores == kth).sum(axis=1) > (part_scores == kth).sum(axis=1))
+    if len(tied):
+        top[tied] = np.argsort(-scores[tied], axis=1, kind="stable")[:, :k]
+    return top
 
 
 def ranking_metrics(ranked: np.ndarray, truth: sp.csr_matrix, ks: tuple[int, ...]) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Preprocessing: implicit feedback, id maps, a seeded per-user split and a data fingerprint, built
+"""Preprocessing: implicit feedback, id maps, a split (seeded per user, or by time) and a data fingerprint, built
 into the `Dataset` every model family fits on.
 
 Interactions stay sparse from here on; nothing densifies the users x items matrix.
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from genrec.dataset import Dataset, Events
+from genrec.errors import DataError
 
 if TYPE_CHECKING:
     from genrec.config import DataConfig, PrepareConfig
@@ -24,14 +25,15 @@ log = logging.getLogger(__name__)
 
 
 def to_implicit(interactions: pd.DataFrame, data: "DataConfig", prepare: "PrepareConfig") -> pd.DataFrame:
-    """Keep positives (rating >= threshold if one is set), one row per (user, item), latest first seen.
+    """Keep positives (rating >= threshold if one is set), one row per (user, item): its latest
+    occurrence, or its first with `prepare.repeats = "first"`; rows end in time order, ties in file order.
 
     Then drop users and items below the configured minimum counts (once, in that order).
     """
     df = interactions
     if data.rating_threshold is not None and df["rating"].notna().any():
         df = df[df["rating"] >= data.rating_threshold]
-    df = df.sort_values("timestamp", kind="stable").drop_duplicates(["user_id", "item_id"], keep="last")
+    df = df.sort_values("timestamp", kind="stable").drop_duplicates(["user_id", "item_id"], keep=prepare.repeats)
     if prepare.min_user_interactions > 1:
         counts = df["user_id"].map(df["user_id"].value_counts())
         df = df[counts >= prepare.min_user_interactions]
@@ -76,6 +78,53 @@ def split_per_user(users: np.ndarray, n_users: int, prepare: "PrepareConfig", te
     return np.where(rank < n_test, 2, np.where(rank < n_test + n_val, 1, 0)).astype(np.int8)
 
 
+def rank_from_end(users: np.ndarray, time: np.ndarray | None, n_users: int) -> np.ndarray:
+    """Each interaction's place counted back from its user's latest (0 = the last), in time order with
+    ties in the order given (the order `Events` keeps)."""
+    time = np.zeros(len(users)) if time is None else np.nan_to_num(time, nan=0.0)
+    order = np.lexsort((np.arange(len(users)), time, users))
+    ends = np.cumsum(np.bincount(users, minlength=n_users))
+    from_end = np.empty(len(users), dtype=np.int64)
+    from_end[order] = ends[users[order]] - 1 - np.arange(len(users))
+    return from_end
+
+
+def split_last_per_user(users: np.ndarray, time: np.ndarray | None, n_users: int, prepare: "PrepareConfig"
+                        ) -> np.ndarray:
+    """Leave-last-out: each user's last interaction is test (2), the one before validation (1), the
+    rest train (0); users with fewer than `min_interactions_to_split` keep all in train."""
+    from_end = rank_from_end(users, time, n_users)
+    splittable = np.bincount(users, minlength=n_users)[users] >= prepare.min_interactions_to_split
+    return np.where(splittable & (from_end == 0), 2, np.where(splittable & (from_end == 1), 1, 0)).astype(np.int8)
+
+
+def split_by_time(users: np.ndarray, time: np.ndarray, n_users: int, cutoff: float) -> np.ndarray:
+    """A global cutoff: interactions at or after `cutoff` (seconds) are test (2); of those before, each
+    user's last is validation (1) where the user has two or more before it."""
+    before = time < cutoff
+    part = np.where(before, 0, 2).astype(np.int8)
+    idx = np.flatnonzero(before)
+    from_end = rank_from_end(users[idx], time[idx], n_users)
+    n_before = np.bincount(users[idx], minlength=n_users)[users[idx]]
+    part[idx[(from_end == 0) & (n_before >= 2)]] = 1
+    return part
+
+
+def split_interactions(users: np.ndarray, time: np.ndarray | None, n_users: int, prepare: "PrepareConfig"
+                       ) -> np.ndarray:
+    """The split `prepare.split` names, as 0 train / 1 validation / 2 test per interaction."""
+    if prepare.split == "random":
+        return split_per_user(users, n_users, prepare)
+    if time is None:
+        raise DataError(f'prepare.split = "{prepare.split}" needs a timestamp on every interaction, and this data '
+                        "has none (or some are missing).")
+    if prepare.split == "leave-last-out":
+        return split_last_per_user(users, time, n_users, prepare)
+    cutoff = pd.Timestamp(prepare.cutoff)
+    cutoff = cutoff.tz_convert(None) if cutoff.tzinfo is not None else cutoff
+    return split_by_time(users, time, n_users, (cutoff - pd.Timestamp(0)) / pd.Timedelta(seconds=1))
+
+
 def random_rank_per_user(users: np.ndarray, n_users: int, rng: np.random.Generator) -> np.ndarray:
     """Each interaction's place (0, 1, ...) in a random order of its user's interactions: the first
     n of a user are a random draw of n of them."""
@@ -107,8 +156,9 @@ def prepare(implicit: pd.DataFrame, prepare: "PrepareConfig", items: pd.DataFram
     aligned to the item ids, where the source has one)."""
     user_codes, user_ids = pd.factorize(implicit["user_id"], sort=True)
     item_codes, item_ids = pd.factorize(implicit["item_id"], sort=True)
-    part = split_per_user(user_codes, len(user_ids), prepare)
-    events = Events.build(user_codes, item_codes, _seconds(implicit["timestamp"]), part)
+    time = _seconds(implicit["timestamp"])
+    part = split_interactions(user_codes, time, len(user_ids), prepare)
+    events = Events.build(user_codes, item_codes, time, part)
     item_ids = np.asarray(item_ids, dtype=object)
     data = Dataset(user_ids=np.asarray(user_ids, dtype=object), item_ids=item_ids, events=events,
                    fingerprint=fingerprint(implicit, prepare), items=_aligned(items, item_ids))
@@ -135,12 +185,18 @@ def from_split(train: pd.DataFrame, test: pd.DataFrame, prepare_cfg: "PrepareCon
     te_users = user_codes[n_train:]
     te_items = pd.Index(item_ids).get_indexer(test["item_id"])
     keep = te_items >= 0
-    # The validation carve-out, drawn as split_per_user draws a test split (it marks it 2).
-    part = split_per_user(tr_users, len(user_ids), prepare_cfg, test_fraction=prepare_cfg.validation_fraction,
-                          validation_fraction=0.0)
-    split = np.concatenate([np.where(part == 2, 1, 0), np.full(int(keep.sum()), 2)])
     times = [_seconds(train["timestamp"]) if "timestamp" in train else None,
              _seconds(test["timestamp"][keep]) if "timestamp" in test else None]
+    if prepare_cfg.split == "random":
+        # The validation carve-out, drawn as split_per_user draws a test split (it marks it 2).
+        part = split_per_user(tr_users, len(user_ids), prepare_cfg, test_fraction=prepare_cfg.validation_fraction,
+                              validation_fraction=0.0)
+    else:  # each user's last training interaction by time, as the test split holds the one after
+        if times[0] is None:
+            raise DataError(f'prepare.split = "{prepare_cfg.split}" needs a timestamp on every training interaction.')
+        from_end = rank_from_end(tr_users, times[0], len(user_ids))
+        part = np.where((from_end == 0) & (np.bincount(tr_users, minlength=len(user_ids))[tr_users] >= 2), 2, 0)
+    split = np.concatenate([np.where(part == 2, 1, 0), np.full(int(keep.sum()), 2)])
     time = np.concatenate(times) if all(t is not None for t in times) else None
     events = Events.build(np.concatenate([tr_users, te_users[keep]]), np.concatenate([item_codes, te_items[keep]]),
                           time, split)

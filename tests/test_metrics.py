@@ -42,6 +42,17 @@ def test_padding_never_hits():
     assert m["precision@2"][0] == 0.0
 
 
+def test_top_k_is_the_head_of_a_longer_list_whatever_the_ties():
+    """A tie at the k-th place keeps the lower indices, so metrics @10 do not depend on max(ks)."""
+    assert top_k(np.zeros((1, 50)), 3).tolist() == [[0, 1, 2]]
+    scores = np.random.default_rng(0).integers(0, 4, size=(200, 300)).astype(float)  # ties everywhere
+    scores[:, ::7] = -np.inf
+    longest = top_k(scores, 40)
+    for k in (1, 5, 10, 20):
+        assert np.array_equal(top_k(scores, k), longest[:, :k])
+    assert np.array_equal(longest, np.argsort(-scores, axis=1, kind="stable")[:, :40])
+
+
 def test_top_k_breaks_ties_by_index():
     scores = np.array([[0.1, 0.5, 0.5, 0.9, -np.inf]])
     assert top_k(scores, 3).tolist() == [[3, 1, 2]]

@@ -17,6 +17,7 @@ from genrec.models.cfgan.config import CFGANConfig
 from genrec.models.ease import EASEConfig
 from genrec.models.itemknn import ItemKNNConfig
 from genrec.models.pop import PopConfig
+from genrec.models.transitions import TransitionsConfig
 
 if TYPE_CHECKING:
     from genrec.models.base import Capabilities, ModelState, Recommender
@@ -43,6 +44,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("pop", PopConfig, "genrec.models.pop:Popularity", "the most interacted-with items"),
     Family("itemknn", ItemKNNConfig, "genrec.models.itemknn:ItemKNN",
            "item-item cosine similarity, each item keeping its k nearest"),
+    Family("transitions", TransitionsConfig, "genrec.models.transitions:Transitions",
+           "item-to-item transitions: what came right after the history's last item"),
     Family("ease", EASEConfig, "genrec.models.ease:EASE", "EASE (Steck 2019), a closed-form item-item model"),
     Family("cfgan", CFGANConfig, "genrec.models.cfgan.model:CFGAN",
            "CFGAN (Chae et al. 2018), a GAN whose generator outputs a user's preference vector"),

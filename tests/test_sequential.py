@@ -1,0 +1,109 @@
+"""Order: the temporal protocols (leave-last-out, a global time cutoff) on hand-made logs with known
+answers, and the item-to-item transitions baseline on a catalogue where order is the only signal."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genrec import preprocessing
+from genrec.config import load_config
+from genrec.errors import DataError, UsageError
+from genrec.evaluation import evaluate_scores
+from genrec.models.families import make_model
+from modeldata import dataset
+
+T0 = 1_600_000_000
+
+
+def _log(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
+    return pd.DataFrame([(u, i, 1.0, T0 + t) for u, i, t in rows], columns=["user_id", "item_id", "rating", "timestamp"])
+
+
+def _splits(data) -> dict[str, dict[str, list[str]]]:
+    """user -> split name -> that user's items in time order."""
+    out: dict[str, dict[str, list[str]]] = {}
+    e = data.events
+    for u, i, s in zip(e.user, e.item, e.split):
+        out.setdefault(str(data.user_ids[u]), {}).setdefault(("train", "validation", "test")[s], []).append(
+            str(data.item_ids[i]))
+    return out
+
+
+def _prepare(rows, *overrides: str):
+    cfg = load_config("tiny", list(overrides))
+    return preprocessing.prepare(preprocessing.to_implicit(_log(rows), cfg.data, cfg.prepare), cfg.prepare)
+
+
+LOG = [
+    ("a", "x", 1), ("a", "y", 3), ("a", "z", 2), ("a", "w", 3),  # y and w at the same second: file order
+    ("a", "x", 5),                                              # x again, later
+    ("b", "p", 1), ("b", "q", 2),                               # too short to split
+    ("c", "p", 4), ("c", "q", 1), ("c", "r", 9),
+]
+
+
+def test_leave_last_out_by_time_ties_in_file_order_repeats_at_their_first():
+    data = _prepare(LOG, "prepare.split=leave-last-out", "prepare.repeats=first")
+    assert _splits(data) == {
+        "a": {"train": ["x", "z"], "validation": ["y"], "test": ["w"]},  # x stays where it was first chosen
+        "b": {"train": ["p", "q"]},
+        "c": {"train": ["q"], "validation": ["p"], "test": ["r"]},
+    }
+    assert data.histories(np.array([0])).row(0).tolist() == [data.item_ids.tolist().index(i) for i in ("x", "z", "y")]
+
+
+def test_leave_last_out_with_repeats_at_their_latest():
+    data = _prepare(LOG, "prepare.split=leave-last-out")
+    assert _splits(data)["a"] == {"train": ["z", "y"], "validation": ["w"], "test": ["x"]}
+
+
+def test_a_global_time_cutoff():
+    cutoff = pd.Timestamp(T0 + 3, unit="s").isoformat()
+    data = _prepare(LOG, "prepare.split=time", f"prepare.cutoff={cutoff}")
+    assert _splits(data) == {
+        "a": {"train": ["z"], "test": ["y", "w", "x"]},  # x at its latest (t=5); one item before: no validation
+        "b": {"train": ["p"], "validation": ["q"]},
+        "c": {"train": ["q"], "test": ["p", "r"]},
+    }
+
+
+def test_temporal_protocols_need_timestamps_and_a_cutoff():
+    rows = _log(LOG).assign(timestamp=None)
+    cfg = load_config("tiny", ["prepare.split=leave-last-out"])
+    with pytest.raises(DataError, match="needs a timestamp"):
+        preprocessing.prepare(preprocessing.to_implicit(rows, cfg.data, cfg.prepare), cfg.prepare)
+    with pytest.raises(UsageError, match="needs a cutoff"):
+        load_config("tiny", ["prepare.split=time"])
+    with pytest.raises(UsageError, match="ISO date"):
+        load_config("tiny", ["prepare.split=time", "prepare.cutoff=last tuesday"])
+
+
+def test_given_splits_carve_validation_from_each_users_last_training_item():
+    train = _log([("a", "x", 1), ("a", "y", 3), ("a", "z", 2), ("b", "p", 1)])
+    test = _log([("a", "p", 9), ("b", "x", 9)])
+    data = preprocessing.from_split(train, test, load_config("tiny", ["prepare.split=leave-last-out"]).prepare)
+    assert _splits(data) == {"a": {"train": ["x", "z"], "validation": ["y"], "test": ["p"]},
+                             "b": {"train": ["p"], "test": ["x"]}}  # one training item: nothing to carve
+
+
+def cyclic(n_items: int = 12, n_users: int = 48, length: int = 4, seed: int = 0):
+    """A catalogue in a circle: each user took `length` consecutive items k, k+1, ... in that order, and
+    the test item is the next one. Only order tells the next item from the one before the run."""
+    rng = np.random.default_rng(seed)
+    rows, times = [], []
+    for u in range(n_users):
+        start = int(rng.integers(n_items))
+        for j in range(length + 2):  # train..., validation, test
+            rows.append((u, (start + j) % n_items, 0 if j < length else j - length + 1))
+            times.append(T0 + 10 * u + j)
+    return dataset(rows, n_users, n_items, times)
+
+
+def test_transitions_find_the_next_item_where_order_is_the_only_signal():
+    data = cyclic()
+    cfg = load_config("tiny", ["model.name=transitions"])
+    transitions = make_model(cfg).fit(data)
+    assert evaluate_scores(transitions.score_users, data.known, data.test, ks=(1,)).metrics["ndcg@1"] == 1.0
+    # EASE sees sets: the item after a run and the one before it co-occur with it alike.
+    ease = make_model(load_config("tiny", ["model.name=ease"])).fit(data)
+    assert evaluate_scores(ease.score_users, data.known, data.test, ks=(1,)).metrics["ndcg@1"] < 0.75
