@@ -29,14 +29,16 @@ from genrec.crashpoints import crash_point
 from genrec.errors import TrainingDivergedError, UsageError
 
 if TYPE_CHECKING:
-    import scipy.sparse as sp
-
     from genrec.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
 VALIDATION_METRIC = "ndcg@20"
 CHECKPOINT_FORMAT = 1
+SELECT = ("train",)
+"""The splits the selection run learns from (validated on `validation`)."""
+REFIT = ("train", "validation")
+"""The splits a refit learns from."""
 
 
 @dataclass(frozen=True)
@@ -193,10 +195,12 @@ class _Checkpoints:
         return state
 
 
-def train_loop(new_trainer: Callable[["sp.csr_matrix"], Trainer], data: "Dataset", cfg: TrainConfig,
+def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset", cfg: TrainConfig,
                options: FitOptions | None = None, name: str = "model") -> LoopResult:
-    """Train `new_trainer(data.train)` epoch by epoch, choose the epoch on validation, refit if
-    asked; checkpoint and resume as `options` say."""
+    """Train `new_trainer(SELECT)` (a trainer of the training split) epoch by epoch, choose the epoch
+    on validation, refit `new_trainer(REFIT)` if asked; checkpoint and resume as `options` say. A
+    trainer is built from the names of the splits it learns from, so that a family reads them as it
+    needs (a matrix, ordered histories)."""
     options = options or FitOptions()
     out = options.log or log
     store = _Checkpoints(options.checkpoint, options.meta)
@@ -206,7 +210,7 @@ def train_loop(new_trainer: Callable[["sp.csr_matrix"], Trainer], data: "Dataset
         out.info("%s: resuming from %s (%s phase, epoch %d)", name, store.path, saved["phase"], saved["epoch"])
 
     # --- selection: the training split, validated every epoch ------------------------------------
-    trainer = new_trainer(data.train)
+    trainer = new_trainer(SELECT)
     history: list[dict[str, float]] = []
     floor = popularity_floor(data) if has_validation else None
     best_epoch, best_score, selected = 0, -math.inf, trainer.kept()
@@ -263,7 +267,7 @@ def train_loop(new_trainer: Callable[["sp.csr_matrix"], Trainer], data: "Dataset
     refit = cfg.refit and has_validation
     kept = selected
     if refit:
-        twin = new_trainer(data.known)
+        twin = new_trainer(REFIT)
         first = 1
         if saved is not None and saved["phase"] == "refit":
             twin.load_state_dict(saved["trainer"])

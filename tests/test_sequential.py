@@ -86,13 +86,13 @@ def test_given_splits_carve_validation_from_each_users_last_training_item():
                              "b": {"train": ["p"], "test": ["x"]}}  # one training item: nothing to carve
 
 
-def cyclic(n_items: int = 12, n_users: int = 48, length: int = 4, seed: int = 0):
-    """A catalogue in a circle: each user took `length` consecutive items k, k+1, ... in that order, and
-    the test item is the next one. Only order tells the next item from the one before the run."""
+def cyclic(n_items: int = 12, n_users: int = 48, seed: int = 0):
+    """A catalogue in a circle: each user took 3 to 8 consecutive items k, k+1, ... in that order, the
+    last two held out as validation and test. Only order tells the next item from the one before the run."""
     rng = np.random.default_rng(seed)
     rows, times = [], []
     for u in range(n_users):
-        start = int(rng.integers(n_items))
+        start, length = int(rng.integers(n_items)), int(rng.integers(1, 7))
         for j in range(length + 2):  # train..., validation, test
             rows.append((u, (start + j) % n_items, 0 if j < length else j - length + 1))
             times.append(T0 + 10 * u + j)
@@ -107,3 +107,15 @@ def test_transitions_find_the_next_item_where_order_is_the_only_signal():
     # EASE sees sets: the item after a run and the one before it co-occur with it alike.
     ease = make_model(load_config("tiny", ["model.name=ease"])).fit(data)
     assert evaluate_scores(ease.score_users, data.known, data.test, ks=(1,)).metrics["ndcg@1"] < 0.75
+
+
+@pytest.mark.parametrize("encoder", ["transformer", "gru"])
+def test_the_sequence_family_finds_the_next_item_where_order_is_the_only_signal(encoder):
+    data = cyclic()
+    cfg = load_config("tiny", ["model.name=seqgan", f"model.encoder={encoder}", "model.dim=32", "model.layers=1",
+                               "train.epochs=150", "train.patience=150"])
+    model = make_model(cfg).fit(data)
+    assert evaluate_scores(model.score_users, data.known, data.test, ks=(1,)).metrics["ndcg@1"] >= 0.95
+    # A new history, in order, gets the item after its last one.
+    items, _ = model.recommend_histories(data.histories(np.array([0, 1])), k=1)
+    assert items[:, 0].tolist() == [(data.histories(np.array([u])).row(0)[-1] + 1) % data.n_items for u in (0, 1)]

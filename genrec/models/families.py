@@ -17,6 +17,7 @@ from genrec.models.cfgan.config import CFGANConfig
 from genrec.models.ease import EASEConfig
 from genrec.models.itemknn import ItemKNNConfig
 from genrec.models.pop import PopConfig
+from genrec.models.seqgan.config import SeqGANConfig
 from genrec.models.transitions import TransitionsConfig
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("ease", EASEConfig, "genrec.models.ease:EASE", "EASE (Steck 2019), a closed-form item-item model"),
     Family("cfgan", CFGANConfig, "genrec.models.cfgan.model:CFGAN",
            "CFGAN (Chae et al. 2018), a GAN whose generator outputs a user's preference vector"),
+    Family("seqgan", SeqGANConfig, "genrec.models.seqgan.model:SeqGAN",
+           "a causal Transformer (or GRU) over a user's history in order, trained by cross-entropy over all items"),
 )}
 
 

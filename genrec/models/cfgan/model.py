@@ -40,8 +40,8 @@ class CFGAN(Recommender):
         cfg, train = self.config, self.train_config
         device = resolve_device(train.device)
         oriented = (lambda m: m) if cfg.mode == "user" else (lambda m: m.T.tocsr())
-        result = train_loop(lambda matrix: CFGANTrainer(cfg, oriented(matrix), device, train.seed), data, train,
-                            options, name=self.name)
+        result = train_loop(lambda splits: CFGANTrainer(cfg, oriented(data.matrix(*splits)), device, train.seed), data,
+                            train, options, name=self.name)
         self.training_ = result
         self.width_ = data.n_items if cfg.mode == "user" else data.n_users
         self.generator_ = self._generator(result.kept)

@@ -1,0 +1,45 @@
+"""The sequence family's config section (`model.seqgan.*`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class SeqGANConfig:
+    """A causal encoder over a user's items in time order that scores every item as the next one,
+    trained by cross-entropy over all items (SASRec with full softmax, Klenitskiy & Vasilev 2023).
+    The adversarial stage the family is named for is not built yet: today it is the cross-entropy
+    generator alone."""
+
+    encoder: Literal["transformer", "gru"] = "transformer"
+    """A causal Transformer (SASRec-like) or a GRU (GRU4Rec-like) over the history."""
+    dim: int = 64
+    """Width of the item and position embeddings and of the encoder."""
+    layers: int = 2
+    """Encoder layers."""
+    heads: int = 2
+    """Attention heads (Transformer)."""
+    dropout: float = 0.2
+    """Dropout on embeddings and inside the encoder."""
+    max_len: int = 50
+    """The most recent items of a history the encoder reads (on ML-100K an epoch with 50 costs a sixth
+    of one with 200; docs/results.md, "Sequential")."""
+    batch_size: int = 128
+    """Users per training step."""
+    lr: float = 3e-3
+    """Adam's learning rate."""
+    weight_decay: float = 0.0
+    """Adam's (decoupled, AdamW) weight decay."""
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "layers", "heads", "max_len", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError(f"lr must be positive and weight_decay at least 0, got {self.lr}, {self.weight_decay}")
+        if self.encoder == "transformer" and self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be a multiple of heads ({self.heads})")

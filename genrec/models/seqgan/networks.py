@@ -1,0 +1,89 @@
+"""The sequence encoder: item and position embeddings, a causal Transformer or a GRU, and the item
+embeddings again as the output layer (every item's score is its embedding's dot product with the
+encoder's state). Index 0 is padding; item i is index i + 1. Histories are right-padded, so that a
+causal step only ever reads real items."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from genrec.dataset import Histories
+from genrec.models.seqgan.config import SeqGANConfig
+
+
+class SequenceEncoder(nn.Module):
+    def __init__(self, n_items: int, cfg: SeqGANConfig, seed: int = 0):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):  # every initial weight from `seed`; the process's RNG untouched
+            torch.manual_seed(seed)
+            self._build(n_items, cfg)
+
+    def _build(self, n_items: int, cfg: SeqGANConfig) -> None:
+        self.cfg = cfg
+        self.items = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
+        self.positions = nn.Embedding(cfg.max_len, cfg.dim)
+        self.dropout = nn.Dropout(cfg.dropout)
+        if cfg.encoder == "transformer":
+            layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, cfg.dim * 4, cfg.dropout, batch_first=True,
+                                               norm_first=True, activation="gelu")
+            self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        else:
+            self.encoder = nn.GRU(cfg.dim, cfg.dim, cfg.layers, batch_first=True,
+                                  dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.norm = nn.LayerNorm(cfg.dim)
+        with torch.no_grad():
+            for p in self.parameters():
+                if p.dim() > 1:
+                    p.normal_(0.0, 0.02)
+            self.items.weight[0].zero_()
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        """States (batch, length, dim) of right-padded index sequences (batch, length)."""
+        length = seq.shape[1]
+        x = self.items(seq) * math.sqrt(self.cfg.dim) + self.positions(torch.arange(length, device=seq.device))
+        x = self.dropout(x)
+        if self.cfg.encoder == "transformer":
+            causal = nn.Transformer.generate_square_subsequent_mask(length, device=seq.device)
+            x = self.encoder(x, mask=causal, is_causal=True)
+        else:
+            x, _ = self.encoder(x)
+        return self.norm(x)
+
+    def logits(self, states: torch.Tensor) -> torch.Tensor:
+        """Scores of every item (padding left out) for each state."""
+        return states @ self.items.weight[1:].T
+
+
+def padded(histories: Histories, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each history's last `max_len` items as indices + 1, right-padded with 0, and their lengths."""
+    lengths = np.minimum(histories.lengths, max_len)
+    out = np.zeros((len(histories), max(int(lengths.max(initial=0)), 1)), dtype=np.int64)
+    rows = np.repeat(np.arange(len(histories)), lengths)
+    cols = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    starts = histories.indptr[1:] - lengths  # the last `lengths` items of each history
+    out[rows, cols] = histories.items[np.repeat(starts, lengths) + cols] + 1
+    return out, lengths
+
+
+@torch.no_grad()
+def score_histories(encoder: SequenceEncoder, histories: Histories, device: torch.device | str = "cpu",
+                    batch: int = 512) -> np.ndarray:
+    """Dense (rows, n_items) next-item scores; an empty history scores 0 everywhere."""
+    encoder.eval()
+    n_items = encoder.items.num_embeddings - 1
+    out = np.zeros((len(histories), n_items), dtype=np.float32)
+    for start in range(0, len(histories), batch):
+        part = histories.take(np.arange(start, min(start + batch, len(histories))))
+        seq, lengths = padded(part, encoder.cfg.max_len)
+        has = lengths > 0
+        if not has.any():
+            continue
+        seq_t = torch.from_numpy(seq[has]).to(device)
+        states = encoder(seq_t)
+        last = states[torch.arange(len(seq_t), device=device), torch.from_numpy(lengths[has] - 1).to(device)]
+        out[start + np.flatnonzero(has)] = encoder.logits(last).float().cpu().numpy()
+    return out

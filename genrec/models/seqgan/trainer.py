@@ -1,0 +1,103 @@
+"""One epoch at a time over users' ordered histories: the sequence family's `Trainer` for the
+training loop (`genrec.training`).
+
+Every position of a history predicts the item after it, by cross-entropy over all items (no
+sampled negatives): the loss of SASRec with full softmax, which Klenitskiy & Vasilev (RecSys 2023)
+show ranks far better than its original one-negative loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from genrec.dataset import Histories
+from genrec.models.seqgan.config import SeqGANConfig
+from genrec.models.seqgan.networks import SequenceEncoder, padded, score_histories
+from genrec.training import copy_state
+
+
+class SeqTrainer:
+    """The encoder over `histories` (one per user, oldest first), its optimiser and random generators."""
+
+    def __init__(self, cfg: SeqGANConfig, histories: Histories, device: torch.device, seed: int):
+        self.cfg = cfg
+        self.histories = histories
+        self.device = device
+        self.encoder = SequenceEncoder(histories.n_items, cfg, seed).to(device)
+        self.kept_encoder = SequenceEncoder(histories.n_items, cfg, seed).to(device)
+        self.kept_encoder.load_state_dict(self.encoder.state_dict())
+        self.opt = torch.optim.AdamW(self.encoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # A history of one item has no next item to learn from.
+        self.active = np.flatnonzero(histories.lengths >= 2)
+        self.rng = np.random.default_rng(seed)
+        # Dropout draws from torch's default generator: each epoch runs on this state of it, and the
+        # process's own is put back afterwards.
+        self._devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=self._devices):
+            torch.manual_seed(seed)
+            self.torch_rng = self._get_rng()
+
+    # --- the Trainer protocol -------------------------------------------------------------------
+
+    def train_epoch(self) -> dict[str, float]:
+        """One pass over the users in a random order; the mean cross-entropy per predicted item."""
+        self.encoder.train()
+        total, count = 0.0, 0
+        order = self.rng.permutation(self.active)
+        with torch.random.fork_rng(devices=self._devices):
+            self._set_rng(self.torch_rng)
+            for start in range(0, len(order), self.cfg.batch_size):
+                loss, n = self.step(order[start : start + self.cfg.batch_size])
+                total, count = total + loss * n, count + n
+            self.torch_rng = self._get_rng()
+        self.kept_encoder.load_state_dict(self.encoder.state_dict())
+        return {"ce_loss": total / max(count, 1)}
+
+    def step(self, users: np.ndarray) -> tuple[float, int]:
+        """Cross-entropy of each next item given the items before it, for the users' histories."""
+        # The last max_len + 1 items: max_len inputs, each with the item after it as target.
+        seq, lengths = padded(self.histories.take(users), self.cfg.max_len + 1)
+        seq_t = torch.from_numpy(seq).to(self.device)
+        inputs, targets = seq_t[:, :-1], seq_t[:, 1:]
+        states = self.encoder(inputs)
+        real = targets > 0
+        logits = self.encoder.logits(states[real])
+        loss = F.cross_entropy(logits, targets[real] - 1)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach()), int(real.sum())
+
+    def _get_rng(self) -> torch.Tensor:
+        """The state of the generator dropout draws from on this trainer's device."""
+        return torch.cuda.get_rng_state(self.device) if self._devices else torch.get_rng_state()
+
+    def _set_rng(self, state: torch.Tensor) -> None:
+        if self._devices:
+            torch.cuda.set_rng_state(state, self.device)
+        else:
+            torch.set_rng_state(state)
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        return score_histories(self.kept_encoder, self.histories.take(np.asarray(users)), self.device)
+
+    def kept(self) -> dict[str, Any]:
+        return copy_state(self.kept_encoder.state_dict())
+
+    def load_kept(self, kept: dict[str, Any]) -> None:
+        self.kept_encoder.load_state_dict(kept)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.state_dict(), "opt": self.opt.state_dict(),
+                "rng": self.rng.bit_generator.state, "torch_rng": self.torch_rng}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.encoder.load_state_dict(state["encoder"])
+        self.kept_encoder.load_state_dict(state["encoder"])
+        self.opt.load_state_dict(state["opt"])
+        self.rng.bit_generator.state = state["rng"]
+        self.torch_rng = state["torch_rng"]
