@@ -23,6 +23,7 @@ from typing import Any, Literal, Mapping
 
 from genrec.errors import UsageError
 from genrec.models.families import DEFAULT, FAMILIES
+from genrec.ranges import at_least, between
 from genrec.training import TrainConfig
 
 
@@ -71,8 +72,8 @@ class PrepareConfig:
     first chose it)."""
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "min_user_interactions", "min_item_interactions", "min_interactions_to_split")
-        _between(self, 0.0, 0.9, "test_fraction", "validation_fraction")
+        at_least(self, 1, "min_user_interactions", "min_item_interactions", "min_interactions_to_split")
+        between(self, 0.0, 0.9, "test_fraction", "validation_fraction")
         if self.cutoff is not None:
             try:
                 datetime.fromisoformat(self.cutoff)
@@ -97,7 +98,7 @@ class ValidationConfig:
     by default it warns and the attributes are left out of the dataset."""
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "min_users", "min_items", "min_interactions", "min_user_interactions",
+        at_least(self, 1, "min_users", "min_items", "min_interactions", "min_user_interactions",
                   "min_item_interactions")
 
 
@@ -120,25 +121,13 @@ class DriftConfig:
     new_users_share, new_items_share, popularity_shift, rating_shift."""
 
     def __post_init__(self) -> None:
-        _at_least(self, 0.0, "max_size_change")
-        _between(self, 0.0, 1.0, "max_new_users_share", "max_new_items_share", "max_popularity_shift",
+        at_least(self, 0.0, "max_size_change")
+        between(self, 0.0, 1.0, "max_new_users_share", "max_new_items_share", "max_popularity_shift",
                  "max_rating_shift")
         known = ("size_change", "new_users_share", "new_items_share", "popularity_shift", "rating_shift")
         unknown = [name for name in self.reject if name not in known]
         if unknown:
             raise ValueError(f"reject names {', '.join(unknown)}; the checks are {', '.join(known)}")
-
-
-def _at_least(obj: Any, minimum: float, *names: str) -> None:
-    for name in names:
-        if getattr(obj, name) < minimum:
-            raise ValueError(f"{name} must be at least {minimum}, got {getattr(obj, name)}")
-
-
-def _between(obj: Any, low: float, high: float, *names: str) -> None:
-    for name in names:
-        if not low <= getattr(obj, name) <= high:
-            raise ValueError(f"{name} must be between {low} and {high}, got {getattr(obj, name)}")
 
 
 def _default_sections() -> dict[str, Any]:
@@ -226,8 +215,8 @@ class GateConfig:
     """Seconds between the paused flow's checks for an answer."""
 
     def __post_init__(self) -> None:
-        _at_least(self, 0, "bootstrap_samples", "min_lift_over_popularity")
-        _at_least(self, 1, "approval_timeout", "approval_poll_interval")
+        at_least(self, 0, "bootstrap_samples", "min_lift_over_popularity")
+        at_least(self, 1, "approval_timeout", "approval_poll_interval")
 
 
 @dataclass(frozen=True)
@@ -251,8 +240,8 @@ class ServingConfig:
     """Log every request and its answer as one JSON line (logger `genrec.server.requests`)."""
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "max_body_bytes", "max_records", "max_history", "max_k", "batch_rows")
-        _at_least(self, 0, "reload_seconds")
+        at_least(self, 1, "max_body_bytes", "max_records", "max_history", "max_k", "batch_rows")
+        at_least(self, 0, "reload_seconds")
 
 
 @dataclass(frozen=True)

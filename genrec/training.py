@@ -27,6 +27,7 @@ import numpy as np
 
 from genrec.crashpoints import crash_point
 from genrec.errors import TrainingDivergedError, UsageError
+from genrec.ranges import at_least
 
 if TYPE_CHECKING:
     from genrec.dataset import Dataset
@@ -68,11 +69,8 @@ class TrainConfig:
     stays until this many newer runs have finished (see `genrec.pipeline.prune_checkpoints`)."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "patience", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.keep_checkpoints < 0:
-            raise ValueError(f"keep_checkpoints must be at least 0, got {self.keep_checkpoints}")
+        at_least(self, 1, "epochs", "patience", "checkpoint_every", "log_every")
+        at_least(self, 0, "keep_checkpoints")
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from genrec.ranges import at_least
+
 
 @dataclass(frozen=True)
 class CFGANConfig:
@@ -58,12 +60,8 @@ class CFGANConfig:
     """Passes over the rows for D per epoch."""
 
     def __post_init__(self) -> None:
-        for name in ("hidden_g", "hidden_d", "batch_g", "batch_d"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("layers_g", "layers_d", "g_steps", "d_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}")
+        at_least(self, 1, "hidden_g", "hidden_d", "batch_g", "batch_d")
+        at_least(self, 0, "layers_g", "layers_d", "g_steps", "d_steps")
         for name in ("zr_ratio", "pm_ratio", "ema_decay"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from genrec.ranges import at_least
+
 
 @dataclass(frozen=True)
 class SeqGANConfig:
@@ -34,9 +36,7 @@ class SeqGANConfig:
     """Adam's (decoupled, AdamW) weight decay."""
 
     def __post_init__(self) -> None:
-        for name in ("dim", "layers", "heads", "max_len", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        at_least(self, 1, "dim", "layers", "heads", "max_len", "batch_size")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0 or self.weight_decay < 0:
