@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 
 from genrec.dataset import Histories
-from genrec.errors import NotFittedError
+from genrec.errors import NotFittedError, TrainingDivergedError
 from genrec.evaluation import top_k
 
 if TYPE_CHECKING:
@@ -144,3 +144,10 @@ def top_items(raw: np.ndarray, histories: Histories, k: int, exclude_seen: bool)
     best = np.take_along_axis(scores, items, axis=1)
     finite = np.isfinite(best)
     return np.where(finite, items, -1), np.where(finite, best, np.nan)
+
+
+def finite_scores(scores: np.ndarray, model: str) -> np.ndarray:
+    """`scores`, unless a trained network produced NaN or infinity (TrainingDivergedError naming `model`)."""
+    if not np.isfinite(scores).all():
+        raise TrainingDivergedError(f"{model} produced non-finite scores.")
+    return scores

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from genrec.dataset import Histories
-from genrec.errors import TrainingDivergedError, UsageError
-from genrec.models.base import Capabilities, ModelState, Recommender, Scorer
+from genrec.errors import UsageError
+from genrec.models.base import Capabilities, ModelState, Recommender, Scorer, finite_scores
 from genrec.models.cfgan.config import CFGANConfig
 from genrec.models.cfgan.networks import Generator, generate
 from genrec.models.cfgan.trainer import CFGANTrainer
@@ -65,14 +65,15 @@ class CFGAN(Recommender):
             raise UsageError("An item-based CFGAN scores only the users it trained on (its generator completes items' "
                              "vectors of users), not new histories: use model.cfgan.mode=user to serve or to score "
                              "histories.")
-        return _finite(generate(self.generator_, histories.matrix()))
+        return finite_scores(generate(self.generator_, histories.matrix()), "CFGAN")
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
         if self.config.mode == "user":
             return super().score_users(users)
         self._check_fitted()
         # Item-based: each item's column of the known matrix in, that item's scores for every user out.
-        return _finite(generate(self.generator_, self.known_matrix_.T.tocsr(), columns=np.asarray(users)).T)
+        return finite_scores(generate(self.generator_, self.known_matrix_.T.tocsr(), columns=np.asarray(users)).T,
+                             "CFGAN")
 
     def validation_scorer(self, data: "Dataset") -> Scorer:
         """The selection run's generator (trained on the training split) where a refit replaced it."""
@@ -80,7 +81,7 @@ class CFGAN(Recommender):
         if self._selected is None:
             return self.score
         selected = self._generator(self._selected)
-        return lambda histories: _finite(generate(selected, histories.matrix()))
+        return lambda histories: finite_scores(generate(selected, histories.matrix()), "CFGAN")
 
     def get_state(self) -> ModelState:
         self._check_fitted()
@@ -98,9 +99,3 @@ class CFGAN(Recommender):
                                              state.arrays.items() if k.startswith(prefix)})
         model._selected = None
         return model
-
-
-def _finite(scores: np.ndarray) -> np.ndarray:
-    if not np.isfinite(scores).all():
-        raise TrainingDivergedError("CFGAN produced non-finite scores.")
-    return scores

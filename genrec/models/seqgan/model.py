@@ -9,8 +9,7 @@ import numpy as np
 import torch
 
 from genrec.dataset import Histories
-from genrec.errors import TrainingDivergedError
-from genrec.models.base import Capabilities, ModelState, Recommender, Scorer
+from genrec.models.base import Capabilities, ModelState, Recommender, Scorer, finite_scores
 from genrec.models.seqgan.config import SeqGANConfig
 from genrec.models.seqgan.networks import SequenceEncoder, score_histories
 from genrec.models.seqgan.trainer import SeqTrainer
@@ -46,7 +45,7 @@ class SeqGAN(Recommender):
 
     def score(self, histories: Histories) -> np.ndarray:
         self._check_fitted()
-        return _finite(score_histories(self.encoder_, histories))
+        return finite_scores(score_histories(self.encoder_, histories), "The sequence model")
 
     def validation_scorer(self, data: "Dataset") -> Scorer:
         """The selection run's encoder (trained on the training split) where a refit replaced it."""
@@ -54,7 +53,7 @@ class SeqGAN(Recommender):
         if self._selected is None:
             return self.score
         selected = self._encoder(self.n_items_, self._selected)
-        return lambda histories: _finite(score_histories(selected, histories))
+        return lambda histories: finite_scores(score_histories(selected, histories), "The sequence model")
 
     def get_state(self) -> ModelState:
         self._check_fitted()
@@ -70,9 +69,3 @@ class SeqGAN(Recommender):
                                                         state.arrays.items() if k.startswith(prefix)})
         model._selected = None
         return model
-
-
-def _finite(scores: np.ndarray) -> np.ndarray:
-    if not np.isfinite(scores).all():
-        raise TrainingDivergedError("The sequence model produced non-finite scores.")
-    return scores
