@@ -430,6 +430,9 @@ def load_config(source: str | None = None, overrides: list[str] | tuple[str, ...
     cfg = Config()
     name = values.pop("model.name", cfg.model.name)
     cfg = _apply(cfg, "model.name", name)
+    if name in FAMILIES:
+        for key, value in FAMILIES[name].train.items():
+            values.setdefault(f"train.{key}", value)
     for key, value in values.items():
         cfg = _apply(cfg, _expand(key, cfg.model.name), value)
     _check(cfg)

@@ -48,6 +48,17 @@ def test_naming_another_family_drops_the_presets_blend():
     assert load_config("default", ["model.name=cfgan"]).model.blend == "ease"  # the preset's own model
 
 
+def test_a_family_starts_from_its_own_training_settings_where_none_are_given(tmp_path):
+    assert FAMILIES["seqgan"].train == {"patience": 10}
+    assert load_config("default").train.patience == 30  # the loop's own default
+    assert load_config("default", ["model.name=seqgan"]).train.patience == 10
+    assert load_config("default", ["model.name=seqgan", "train.patience=40"]).train.patience == 40
+    assert load_config("cfgan-ciao", ["model.name=seqgan"]).train.patience == 550  # the preset's word stands
+    path = tmp_path / "c.toml"
+    path.write_text('[model]\nname = "seqgan"\n[train]\npatience = 25\n')
+    assert load_config(str(path)).train.patience == 25
+
+
 def test_config_file(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('preset = "tiny"\n[model]\nhidden_g = 17\n[train]\nseed = 5\n')

@@ -9,7 +9,7 @@ when a model is made, so that loading the config does not import torch.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from genrec.errors import UsageError
@@ -32,6 +32,9 @@ class Family:
     recommender: str
     """`module:Class` of its recommender."""
     summary: str
+    train: dict[str, Any] = field(default_factory=dict)
+    """`train.*` settings this family starts from where the preset, the config file and `--set`
+    leave them unset (e.g. a patience that suits how fast it learns)."""
 
     def recommender_class(self) -> type["Recommender"]:
         module, _, cls = self.recommender.partition(":")
@@ -51,7 +54,11 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("cfgan", CFGANConfig, "genrec.models.cfgan.model:CFGAN",
            "CFGAN (Chae et al. 2018), a GAN whose generator outputs a user's preference vector"),
     Family("seqgan", SeqGANConfig, "genrec.models.seqgan.model:SeqGAN",
-           "a causal Transformer (or GRU) over a user's history in order, trained by cross-entropy over all items"),
+           "a causal Transformer (or GRU) over a user's history in order, trained by cross-entropy over all items "
+           "(then, optionally, against a discriminator)",
+           # Cross-entropy learns from every position of every history each epoch: its validation
+           # curve is smooth and peaks early, so it needs less patience than a GAN on vectors.
+           train={"patience": 10}),
 )}
 
 
