@@ -4,6 +4,11 @@
     .venv/bin/python benchmarks/sequential.py
     .venv/bin/python benchmarks/sequential.py --datasets OnlineRetail --models transitions ease
     .venv/bin/python benchmarks/sequential.py --seeds 0 1 2 3 4 --models seqgan
+    .venv/bin/python benchmarks/sequential.py --models seqgan --set model.adversarial=true
+
+With `model.adversarial=true`, the sequence family's cross-entropy twin (its first stage, what
+`model.adversarial=false` keeps with the same seed) is scored beside it, with a paired bootstrap
+over test users of the NDCG@10 difference (adversarial - twin).
 
 The protocol (issue 17's): each user's items in time order (ties in file order), a repeated item kept
 where the user first chose it, users with at least 5 items; test = each user's last item,
@@ -21,10 +26,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from genrec import data as gdata
 from genrec import pipeline, preprocessing
 from genrec.config import load_config
 from genrec.dataset import Dataset
+from genrec.evaluation import evaluate_scores
+from genrec.gating import paired_bootstrap
+from genrec.models.seqgan.networks import score_histories
+from genrec.training import FitOptions
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SOURCES = {"ML100K": ("ml-100k/u.data", "movielens-100k"), "OnlineRetail": ("online-retail/online_retail.csv.gz",
@@ -58,9 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every model")
     parser.add_argument("--data-dir", type=Path, default=SHARED)
+    parser.add_argument("--progress", action="store_true", help="print every epoch's record")
     args = parser.parse_args(argv)
+    options = FitOptions(on_epoch=lambda epoch, record: print(f"    epoch {epoch}: {record}", flush=True)) \
+        if args.progress else None
 
-    rows = []
+    rows, twins = [], []
     for name in args.datasets:
         data = load(name, args.data_dir)
         if data is None:
@@ -72,12 +86,15 @@ def main(argv: list[str] | None = None) -> None:
             for seed in args.seeds:
                 cfg = load_config("default", overrides_for(family, [f"train.seed={seed}", *args.overrides]))
                 start = time.perf_counter()
-                model = pipeline.train(data, cfg)
+                model = pipeline.train(data, cfg, options)
                 fit = time.perf_counter() - start
-                metrics = pipeline.evaluate(model, data, cfg).metrics
+                result = pipeline.evaluate(model, data, cfg)
+                metrics = result.metrics
                 results.append((metrics["ndcg@10"], metrics["recall@10"], fit))
                 print(f"  {family} seed {seed}: NDCG@10 {metrics['ndcg@10']:.4f} HR@10 {metrics['recall@10']:.4f} "
                       f"fit {fit:.1f}s {model.chosen_params_ or ''}", flush=True)
+                if getattr(model, "twin_", None) is not None:
+                    twins.append((name, seed, result, twin_result(model, data, cfg)))
             rows.append((name, family, results))
 
     print("\n| data | model | NDCG@10 | HR@10 | fit s | seeds |\n|---|---|---|---|---|---|")
@@ -87,7 +104,36 @@ def main(argv: list[str] | None = None) -> None:
 
         ndcg, hr, fit = (list(c) for c in zip(*results))
         print(f"| {name} | {family} | {cell(ndcg)} | {cell(hr)} | {statistics.mean(fit):.1f} | {len(results)} |")
+    if twins:
+        print_twins(twins)
     sys.stdout.flush()
+
+
+def twin_result(model, data: Dataset, cfg):
+    """The cross-entropy twin of an adversarial fit, scored on the test split as the model is."""
+    return evaluate_scores(lambda users: score_histories(model.twin_, data.histories(users)), data.known, data.test,
+                           cfg.eval.ks)
+
+
+def print_twins(twins: list) -> None:
+    """Adversarial against twin on the test split: per seed, and each user's NDCG@10 averaged over
+    the seeds, with a paired bootstrap over users of the difference (adversarial - twin)."""
+    print("\n| data | seed | adversarial NDCG@10 | twin NDCG@10 | difference [95% interval] |\n|---|---|---|---|---|")
+    by_data: dict[str, list] = {}
+    for name, seed, adversarial, twin in twins:
+        assert np.array_equal(adversarial.users, twin.users)
+        a, t = adversarial.per_user["ndcg@10"], twin.per_user["ndcg@10"]
+        print(f"| {name} | {seed} | {a.mean():.4f} | {t.mean():.4f} | {interval(a, t, seed)} |")
+        by_data.setdefault(name, []).append((a, t))
+    for name, pairs in by_data.items():
+        if len(pairs) > 1:
+            a, t = (np.mean([p[i] for p in pairs], axis=0) for i in (0, 1))
+            print(f"| {name} | mean of {len(pairs)} | {a.mean():.4f} | {t.mean():.4f} | {interval(a, t, 0)} |")
+
+
+def interval(a: np.ndarray, t: np.ndarray, seed: int) -> str:
+    diff, low, high = paired_bootstrap(a, t, 2000, seed)
+    return f"{diff:+.4f} [{low:+.4f}, {high:+.4f}]"
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ from genrec.ranges import at_least
 @dataclass(frozen=True)
 class SeqGANConfig:
     """A causal encoder over a user's items in time order that scores every item as the next one,
-    trained by cross-entropy over all items (SASRec with full softmax, Klenitskiy & Vasilev 2023).
-    The adversarial stage the family is named for is not built yet: today it is the cross-entropy
-    generator alone."""
+    trained by cross-entropy over all items (SASRec with full softmax, Klenitskiy & Vasilev 2023),
+    then, where `adversarial` is on, against a discriminator (`genrec.models.seqgan.trainer`). Each
+    stage is selected on validation, and the adversarial one is kept only where validation improves."""
 
     encoder: Literal["transformer", "gru"] = "transformer"
     """A causal Transformer (SASRec-like) or a GRU (GRU4Rec-like) over the history."""
@@ -34,12 +34,20 @@ class SeqGANConfig:
     """Adam's learning rate."""
     weight_decay: float = 0.0
     """Adam's (decoupled, AdamW) weight decay."""
+    adversarial: bool = False
+    """After the cross-entropy stage, train the generator on against a discriminator that tells each
+    real next item from the generator's choices given the history (off: the cross-entropy twin)."""
+    adv_weight: float = 0.1
+    """Weight of the adversarial term beside the cross-entropy the generator keeps minimising."""
+    lr_d: float = 1e-3
+    """The discriminator's learning rate."""
 
     def __post_init__(self) -> None:
         at_least(self, 1, "dim", "layers", "heads", "max_len", "batch_size")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(f"lr must be positive and weight_decay at least 0, got {self.lr}, {self.weight_decay}")
+        if self.lr <= 0 or self.lr_d <= 0 or self.weight_decay < 0 or self.adv_weight < 0:
+            raise ValueError(f"lr and lr_d must be positive, weight_decay and adv_weight at least 0, got {self.lr}, "
+                             f"{self.lr_d}, {self.weight_decay}, {self.adv_weight}")
         if self.encoder == "transformer" and self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be a multiple of heads ({self.heads})")

@@ -12,30 +12,49 @@ from genrec.dataset import Histories
 from genrec.models.base import Capabilities, ModelState, Recommender, Scorer, finite_scores
 from genrec.models.seqgan.config import SeqGANConfig
 from genrec.models.seqgan.networks import SequenceEncoder, score_histories
-from genrec.models.seqgan.trainer import SeqTrainer
-from genrec.training import resolve_device, train_loop
+from genrec.models.seqgan.trainer import AdversarialTrainer, SeqTrainer
+from genrec.training import REFIT, FitOptions, LoopResult, resolve_device, train_loop
 
 if TYPE_CHECKING:
     from genrec.dataset import Dataset
-    from genrec.training import FitOptions
 
 
 class SeqGAN(Recommender):
     name = "seqgan"
     capabilities = Capabilities(uses_order=True, iterative=True)
 
-    def fit(self, data: "Dataset", options: "FitOptions | None" = None) -> "SeqGAN":
+    def fit(self, data: "Dataset", options: FitOptions | None = None) -> "SeqGAN":
         cfg, train = self.config, self.train_config
+        options = options or FitOptions()
         device = resolve_device(train.device)
         result = train_loop(lambda splits: SeqTrainer(cfg, data.histories(splits=splits), device, train.seed), data,
                             train, options, name=self.name)
+        self.chosen_params_ = {"epochs": result.best_epoch}
+        self.twin_ = None
+        if cfg.adversarial:
+            result = self._adversarial_stage(data, result, options, device)
         self.training_ = result
         self.encoder_ = self._encoder(data.n_items, result.kept)
         self._selected = result.selected if result.refit else None
-        self.chosen_params_ = {"epochs": result.best_epoch, **({"refit": True} if result.refit else {})}
+        if result.refit:
+            self.chosen_params_["refit"] = True
         self.trained_on_ = str(device)
         self._remember(data)
         return self
+
+    def _adversarial_stage(self, data: "Dataset", ce: LoopResult, options: FitOptions, device) -> LoopResult:
+        """Train on from the cross-entropy stage `ce` against a discriminator; keep the result only
+        where it ranks better on validation than `ce`."""
+        cfg, train = self.config, self.train_config
+        adversarial = train_loop(
+            lambda splits: AdversarialTrainer(cfg, data.histories(splits=splits), device, train.seed,
+                                              start=ce.kept if splits == REFIT else ce.selected),
+            data, train, _second_stage(options, len(ce.history)), name=f"{self.name} adversarial")
+        # The first stage is what `adversarial=false` keeps with the same seed: its twin, for comparisons.
+        self.twin_ = self._encoder(data.n_items, ce.kept)
+        kept = ce.best_score is None or adversarial.best_score > ce.best_score
+        self.chosen_params_["adversarial_epochs"] = adversarial.best_epoch if kept else 0
+        return _both(ce, adversarial, kept)
 
     def _encoder(self, n_items: int, weights: dict) -> SequenceEncoder:
         """A CPU encoder with `weights` (fitted models serve on the CPU, wherever they trained)."""
@@ -67,5 +86,32 @@ class SeqGAN(Recommender):
         prefix = "encoder."
         model.encoder_ = model._encoder(model.n_items_, {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in
                                                         state.arrays.items() if k.startswith(prefix)})
-        model._selected = None
+        model._selected = model.twin_ = None
         return model
+
+
+def _second_stage(options: FitOptions, after: int) -> FitOptions:
+    """`options` for the adversarial stage: its own checkpoint file beside the first stage's, and
+    its epochs counted on from the first stage's."""
+    checkpoint = options.checkpoint
+    on_epoch = options.on_epoch
+    return FitOptions(
+        checkpoint=None if checkpoint is None else checkpoint.with_name(f"adversarial-{checkpoint.name}"),
+        resume=options.resume, meta=options.meta, log=options.log, progress=options.progress,
+        on_epoch=None if on_epoch is None else lambda epoch, record: on_epoch(after + epoch, _counted_on(record, after)))
+
+
+def _counted_on(record: dict[str, float], after: int) -> dict[str, float]:
+    return {**record, "epoch": after + record["epoch"]}
+
+
+def _both(ce: LoopResult, adversarial: LoopResult, kept: bool) -> LoopResult:
+    """One curve of both stages (the second's epochs counted on from the first's), and the weights
+    and choice of the stage kept."""
+    after = len(ce.history)
+    chosen = adversarial if kept else ce
+    resumed_at = after + adversarial.resumed_at if adversarial.resumed_at is not None else ce.resumed_at
+    return LoopResult(history=ce.history + [_counted_on(r, after) for r in adversarial.history],
+                      best_epoch=chosen.best_epoch + (after if kept else 0), best_score=chosen.best_score,
+                      floor=ce.floor, selected=chosen.selected, kept=chosen.kept, refit=chosen.refit,
+                      resumed_at=resumed_at)

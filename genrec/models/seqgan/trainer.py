@@ -1,9 +1,21 @@
-"""One epoch at a time over users' ordered histories: the sequence family's `Trainer` for the
+"""One epoch at a time over users' ordered histories: the sequence family's `Trainer`s for the
 training loop (`genrec.training`).
 
 Every position of a history predicts the item after it, by cross-entropy over all items (no
 sampled negatives): the loss of SASRec with full softmax, which Klenitskiy & Vasilev (RecSys 2023)
 show ranks far better than its original one-negative loss.
+
+The adversarial stage starts from the cross-entropy generator G and a discriminator D (an encoder
+of the same shape, started as a copy of G) whose logit d(h, i) says how likely item i is the real
+next item after history h. It is the minimax of IRGAN (Wang et al., SIGIR 2017) with the
+expectation over G's choices taken exactly over the whole catalogue instead of by sampling, which
+the full softmax makes as cheap as the cross-entropy itself:
+
+    D minimises  -log s(d(h, real)) - sum_i G(i | h) log(1 - s(d(h, i)))
+    G minimises  cross-entropy - adv_weight * sum_i G(i | h) log s(d(h, i))
+
+(s: the logistic function). G's term is the policy gradient of the reward log s(d) with its exact
+mean as the baseline; the cross-entropy keeps G anchored to the data.
 """
 
 from __future__ import annotations
@@ -101,3 +113,64 @@ class SeqTrainer:
         self.opt.load_state_dict(state["opt"])
         self.rng.bit_generator.state = state["rng"]
         self.torch_rng = state["torch_rng"]
+
+
+class AdversarialTrainer(SeqTrainer):
+    """The generator, started from `start` (the cross-entropy stage's kept weights), trained on
+    against a discriminator started as a copy of it."""
+
+    def __init__(self, cfg: SeqGANConfig, histories: Histories, device: torch.device, seed: int,
+                 start: dict[str, Any]):
+        super().__init__(cfg, histories, device, seed)
+        self.encoder.load_state_dict(start)
+        self.kept_encoder.load_state_dict(start)
+        self.discriminator = SequenceEncoder(histories.n_items, cfg, seed).to(device)
+        self.discriminator.load_state_dict(start)
+        self.opt_d = torch.optim.AdamW(self.discriminator.parameters(), lr=cfg.lr_d, weight_decay=cfg.weight_decay)
+
+    def train_epoch(self) -> dict[str, float]:
+        """One pass, as the cross-entropy stage's; the discriminator's loss and the generator's
+        adversarial term beside the cross-entropy (means per batch)."""
+        self.discriminator.train()
+        self._totals = {"d_loss": 0.0, "g_adv": 0.0, "batches": 0}
+        record = super().train_epoch()
+        batches = max(self._totals.pop("batches"), 1)
+        return {**record, **{k: v / batches for k, v in self._totals.items()}}
+
+    def step(self, users: np.ndarray) -> tuple[float, int]:
+        seq, _ = padded(self.histories.take(users), self.cfg.max_len + 1)
+        seq_t = torch.from_numpy(seq).to(self.device)
+        inputs, targets = seq_t[:, :-1], seq_t[:, 1:]
+        real = targets > 0
+        target = targets[real] - 1
+        logits = self.encoder.logits(self.encoder(inputs)[real])
+        chosen = torch.softmax(logits, dim=1)  # G(i | h), weighed exactly over all items
+        d = self.discriminator.logits(self.discriminator(inputs)[real])
+
+        # (1) D: maximise log s(d(h, real)) + sum_i G(i | h) log(1 - s(d(h, i)))
+        d_real = d.gather(1, target[:, None]).squeeze(1)
+        d_loss = F.softplus(-d_real).mean() + (chosen.detach() * F.softplus(d)).sum(1).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+
+        # (2) G: minimise cross-entropy - adv_weight * sum_i G(i | h) log s(d(h, i))
+        ce = F.cross_entropy(logits, target)
+        adversarial = -(chosen * -F.softplus(-d.detach())).sum(1).mean()
+        g_loss = ce + self.cfg.adv_weight * adversarial
+        self.opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt.step()
+
+        self._totals["d_loss"] += float(d_loss.detach())
+        self._totals["g_adv"] += float(adversarial.detach())
+        self._totals["batches"] += 1
+        return float(ce.detach()), int(real.sum())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "discriminator": self.discriminator.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_d.load_state_dict(state["opt_d"])
