@@ -173,9 +173,24 @@ def prepare(checked: Checked, cfg: Config) -> Dataset:
 
 
 def load_split(train: Path, test: Path, fmt: str, cfg: Config) -> Dataset:
-    """A dataset from given train and test files (`genrec evaluate`): validation carved from train."""
-    return preprocessing.from_split(gdata.load_interactions(train, fmt, cfg.data),
-                                    gdata.load_interactions(test, fmt, cfg.data), cfg.prepare)
+    """A dataset from given train and test files (`genrec evaluate`): validation carved from train.
+    For a model that reads order, with timestamps in the training file, the carve-out is each user's
+    last training item by time (the test file holding the items after), unless `prepare.split`
+    says otherwise."""
+    train_rows = gdata.load_interactions(train, fmt, cfg.data)
+    prepare = cfg.prepare
+    if (prepare.split == "random" and "timestamp" in train_rows
+            and _model_capabilities(cfg).uses_order and train_rows["timestamp"].notna().all()):
+        prepare = dataclasses.replace(prepare, split="leave-last-out")
+    return preprocessing.from_split(train_rows, gdata.load_interactions(test, fmt, cfg.data), prepare)
+
+
+def _model_capabilities(cfg: Config):
+    first = capabilities(cfg.model.name, cfg.model.section())
+    if cfg.model.blend == "none":
+        return first
+    second = capabilities(cfg.model.blend, cfg.model.section(cfg.model.blend))
+    return dataclasses.replace(first, uses_order=first.uses_order or second.uses_order)
 
 
 def check_trainable(cfg: Config, served: bool) -> None:
