@@ -113,7 +113,7 @@ def test_transitions_find_the_next_item_where_order_is_the_only_signal():
 def test_the_sequence_family_finds_the_next_item_where_order_is_the_only_signal(encoder):
     data = cyclic()
     cfg = load_config("tiny", ["model.name=seqgan", f"model.encoder={encoder}", "model.dim=32", "model.layers=1",
-                               "train.epochs=150", "train.patience=30"])
+                               "model.adversarial=false", "train.epochs=150", "train.patience=30"])
     model = make_model(cfg).fit(data)
     assert evaluate_scores(model.score_users, data.known, data.test, ks=(1,)).metrics["ndcg@1"] >= 0.95
     # A new history, in order, gets the item after its last one.
@@ -131,10 +131,10 @@ def _weights(model) -> dict[str, np.ndarray]:
 
 def test_the_adversarial_stage_is_kept_only_where_validation_improves():
     data = cyclic()
-    twin = make_model(_seqgan("train.epochs=15", "train.patience=15")).fit(data)
+    twin = make_model(_seqgan("train.epochs=15", "train.patience=15", "model.adversarial=false")).fit(data)
     # Cross-entropy alone ranks every validation item first: nothing is left to improve, so the
     # adversarial stage runs and is dropped, and the model is its cross-entropy twin.
-    model = make_model(_seqgan("train.epochs=15", "train.patience=15", "model.adversarial=true")).fit(data)
+    model = make_model(_seqgan("train.epochs=15", "train.patience=15")).fit(data)  # the default: adversarial
     assert model.training_.best_score == twin.training_.best_score == 1.0
     assert model.chosen_params_ == {"epochs": twin.chosen_params_["epochs"], "adversarial_epochs": 0}
     for name, values in _weights(twin).items():
@@ -143,8 +143,8 @@ def test_the_adversarial_stage_is_kept_only_where_validation_improves():
 
     # Two epochs of cross-entropy leave room: the adversarial stage (which keeps the cross-entropy
     # term) goes on from there and is kept.
-    short = make_model(_seqgan("train.epochs=2", "model.adversarial=true")).fit(data)
-    first = make_model(_seqgan("train.epochs=2")).fit(data)
+    short = make_model(_seqgan("train.epochs=2")).fit(data)
+    first = make_model(_seqgan("train.epochs=2", "model.adversarial=false")).fit(data)
     assert short.chosen_params_["adversarial_epochs"] >= 1
     assert short.training_.best_score > first.training_.best_score
     assert len(short.training_.history) == 4 and "d_loss" in short.training_.history[-1]
@@ -154,7 +154,7 @@ def test_both_stages_resume_from_their_checkpoints(tmp_path):
     from genrec.training import FitOptions
 
     data = cyclic()
-    cfg = _seqgan("train.epochs=4", "model.adversarial=true")
+    cfg = _seqgan("train.epochs=4")
     options = FitOptions(checkpoint=tmp_path / "checkpoint.pt", meta={"digest": "d"})
     done = make_model(cfg).fit(data, options)
     assert {p.name for p in tmp_path.iterdir()} == {"checkpoint.pt", "adversarial-checkpoint.pt"}

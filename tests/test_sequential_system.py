@@ -61,7 +61,7 @@ def trained(prefect_harness, tmp_path_factory):
         from flows.training import train_flow
 
         result = train_flow(data=str(log), format="csv", config="tiny",
-                            overrides=[*SEQGAN, "prepare.split=leave-last-out", "model.adversarial=true"])
+                            overrides=[*SEQGAN, "prepare.split=leave-last-out"])
         yield home, log, result
 
 

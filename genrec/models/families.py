@@ -55,7 +55,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            "CFGAN (Chae et al. 2018), a GAN whose generator outputs a user's preference vector"),
     Family("seqgan", SeqGANConfig, "genrec.models.seqgan.model:SeqGAN",
            "a causal Transformer (or GRU) over a user's history in order, trained by cross-entropy over all items "
-           "(then, optionally, against a discriminator)",
+           "and then against a discriminator",
            # Cross-entropy learns from every position of every history each epoch: its validation
            # curve is smooth and peaks early, so it needs less patience than a GAN on vectors.
            train={"patience": 10}),

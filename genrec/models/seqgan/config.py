@@ -12,8 +12,8 @@ from genrec.ranges import at_least
 class SeqGANConfig:
     """A causal encoder over a user's items in time order that scores every item as the next one,
     trained by cross-entropy over all items (SASRec with full softmax, Klenitskiy & Vasilev 2023),
-    then, where `adversarial` is on, against a discriminator (`genrec.models.seqgan.trainer`). Each
-    stage is selected on validation, and the adversarial one is kept only where validation improves."""
+    then against a discriminator (`genrec.models.seqgan.trainer`). Each stage is selected on
+    validation, and the adversarial one is kept only where validation improves."""
 
     encoder: Literal["transformer", "gru"] = "transformer"
     """A causal Transformer (SASRec-like) or a GRU (GRU4Rec-like) over the history."""
@@ -34,16 +34,20 @@ class SeqGANConfig:
     """Adam's learning rate."""
     weight_decay: float = 0.0
     """Adam's (decoupled, AdamW) weight decay."""
-    adversarial: bool = False
+    adversarial: bool = True
     """After the cross-entropy stage, train the generator on against a discriminator that tells each
-    real next item from the generator's choices given the history (off: the cross-entropy twin)."""
+    real next item from the generator's choices given the history; the result is kept only where it
+    ranks better on validation. Off: the cross-entropy twin, in about half the time."""
+    adv_patience: int = 3
+    """The adversarial stage stops after this many epochs without a better validation score (it
+    starts from a model validation already chose, so it needs less patience than the first stage)."""
     adv_weight: float = 0.1
     """Weight of the adversarial term beside the cross-entropy the generator keeps minimising."""
     lr_d: float = 1e-3
     """The discriminator's learning rate."""
 
     def __post_init__(self) -> None:
-        at_least(self, 1, "dim", "layers", "heads", "max_len", "batch_size")
+        at_least(self, 1, "dim", "layers", "heads", "max_len", "batch_size", "adv_patience")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0 or self.lr_d <= 0 or self.weight_decay < 0 or self.adv_weight < 0:

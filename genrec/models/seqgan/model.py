@@ -3,6 +3,7 @@ the next one out."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,7 +31,7 @@ class SeqGAN(Recommender):
         result = train_loop(lambda splits: SeqTrainer(cfg, data.histories(splits=splits), device, train.seed), data,
                             train, options, name=self.name)
         self.chosen_params_ = {"epochs": result.best_epoch}
-        self.twin_ = None
+        self.twin_ = self.adversarial_ = None
         if cfg.adversarial:
             result = self._adversarial_stage(data, result, options, device)
         self.training_ = result
@@ -49,9 +50,12 @@ class SeqGAN(Recommender):
         adversarial = train_loop(
             lambda splits: AdversarialTrainer(cfg, data.histories(splits=splits), device, train.seed,
                                               start=ce.kept if splits == REFIT else ce.selected),
-            data, train, _second_stage(options, len(ce.history)), name=f"{self.name} adversarial")
-        # The first stage is what `adversarial=false` keeps with the same seed: its twin, for comparisons.
+            data, dataclasses.replace(train, patience=cfg.adv_patience), _second_stage(options, len(ce.history)),
+            name=f"{self.name} adversarial")
+        # For comparisons: the first stage is what `adversarial=false` keeps with the same seed (the
+        # twin), and the second stage's best on validation is what it gives where it is kept.
         self.twin_ = self._encoder(data.n_items, ce.kept)
+        self.adversarial_ = self._encoder(data.n_items, adversarial.kept)
         kept = ce.best_score is None or adversarial.best_score > ce.best_score
         self.chosen_params_["adversarial_epochs"] = adversarial.best_epoch if kept else 0
         return _both(ce, adversarial, kept)
@@ -86,7 +90,7 @@ class SeqGAN(Recommender):
         prefix = "encoder."
         model.encoder_ = model._encoder(model.n_items_, {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in
                                                         state.arrays.items() if k.startswith(prefix)})
-        model._selected = model.twin_ = None
+        model._selected = model.twin_ = model.adversarial_ = None
         return model
 
 
