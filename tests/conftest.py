@@ -4,8 +4,14 @@ folder (tests that need it skip with a printed reason where it is absent)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +80,45 @@ def clustered_csv(tmp_path) -> Path:
     path = tmp_path / "clustered.csv"
     clustered_interactions().to_csv(path, index=False)
     return path
+
+
+@contextlib.contextmanager
+def home_env(home: Path):
+    """GENREC_HOME at `home` for a module-scoped fixture (the tracking URI MLflow exported dropped)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GENREC_HOME", str(home))
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(home: Path, log: Path, *args: str):
+    """`genrec serve` on a free port for `home`'s champion, once it answers /ping; its base URL.
+    Its stderr goes to `log`; it is stopped afterwards."""
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "genrec"), "serve", "--port", str(port), *args],
+                            env=dict(os.environ, GENREC_HOME=str(home)), stdout=subprocess.DEVNULL,
+                            stderr=log.open("w"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/ping", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"server exited: {log.read_text()}")
+                if time.time() > deadline:
+                    pytest.fail("server did not answer /ping within 120 s")
+                time.sleep(1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from genrec.crashpoints import ENV as CRASH_AT
 
 GENREC = Path(sys.executable).parent / "genrec"
@@ -99,12 +100,6 @@ def _fails_fast(done: Done, code: int, *named: str) -> str:
     return sentence
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def silent_server():
     """A port that accepts connections and never answers (a hung server): only a timeout ends a request."""
@@ -157,7 +152,7 @@ def _fill(folder: Path) -> Path:
 
 @pytest.mark.parametrize("command", ["models", "run"])
 def test_tracking_server_not_listening(tmp_path, clustered_csv, command):
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     args = _train(clustered_csv) if command == "run" else ["models"]
     done = _genrec(tmp_path / "logs", _env(tmp_path / "home", MLFLOW_TRACKING_URI=url), *args)
     _fails_fast(done, 1, "MLflow tracking server", "MLFLOW_TRACKING_URI", url)
@@ -171,7 +166,7 @@ def test_tracking_server_that_hangs(tmp_path, clustered_csv, silent_server, comm
 
 
 def test_prefect_api_not_listening(tmp_path, clustered_csv):
-    url = f"http://127.0.0.1:{_free_port()}/api"
+    url = f"http://127.0.0.1:{free_port()}/api"
     done = _genrec(tmp_path / "logs", _env(tmp_path / "home", PREFECT_API_URL=url), *_train(clustered_csv))
     _fails_fast(done, 1, "Prefect API", "PREFECT_API_URL", url)
 

@@ -4,19 +4,14 @@ leave-last-out, `genrec recommend --history`, a history served in order over rea
 `genrec evaluate --train/--test` scoring exactly the leave-last-out protocol."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import home_env, serving
 from genrec.cli import app
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -55,9 +50,7 @@ def trained(prefect_harness, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("seq")
     home, log = tmp_path / "home", tmp_path / "cyclic.csv"
     cyclic_log().to_csv(log, index=False)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("GENREC_HOME", str(home))
-        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with home_env(home):
         from flows.training import train_flow
 
         result = train_flow(data=str(log), format="csv", config="tiny",
@@ -88,30 +81,9 @@ def test_recommend_a_history_in_order(history):
     assert out["items"] == [_next(history[-1])], out  # the last item decides: the same items in another order differ
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_history_served_over_http_is_read_in_order(trained, tmp_path):
     home, _, _ = trained
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "genrec"), "serve", "--port", str(port)],
-                            env=dict(os.environ, GENREC_HOME=str(home)), stdout=subprocess.DEVNULL,
-                            stderr=log.open("w"))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/ping", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"server did not come up: {log.read_text()}")
-                time.sleep(1)
+    with serving(home, tmp_path / "serve.log") as base:
         records = [{"user_id": "new-1", "history": ["i1", "i2", "i3"]},
                    {"user_id": "new-2", "history": ["i2", "i8"]},
                    {"user_id": "new-3", "history": ["i8", "i2"]},  # the same items the other way round
@@ -121,9 +93,6 @@ def test_a_history_served_over_http_is_read_in_order(trained, tmp_path):
         with urllib.request.urlopen(request, timeout=30) as response:
             predictions = json.loads(response.read())["predictions"]
         assert [p["items"] for p in predictions] == [["i4"], ["i9"], ["i3"], ["i0"]], predictions
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_evaluate_given_files_scores_the_leave_last_out_protocol(tmp_path):

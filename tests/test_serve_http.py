@@ -2,14 +2,9 @@
 limits of `serving.*`."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -18,12 +13,6 @@ from typer.testing import CliRunner
 from genrec.cli import app
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, dict]:
@@ -38,46 +27,21 @@ def _post(url: str, body: bytes, content_type: str = "application/json") -> tupl
 @pytest.fixture(scope="module")
 def server(prefect_harness, tmp_path_factory):
     """One served champion for the tests of this module (in file order: the last one moves champion)."""
-    from conftest import clustered_interactions
+    from conftest import clustered_interactions, home_env, serving
 
     tmp_path = tmp_path_factory.mktemp("serve")
     genrec_home, clustered_csv = tmp_path / "home", tmp_path / "clustered.csv"
     clustered_interactions().to_csv(clustered_csv, index=False)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("GENREC_HOME", str(genrec_home))
-        env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        yield from _serve(genrec_home, clustered_csv, tmp_path)
-
-
-def _serve(genrec_home, clustered_csv, tmp_path):
-    result = CliRunner().invoke(app, ["run", "--data", str(clustered_csv), "--format", "csv", "--config", "tiny",
-                                      "--set", "model.name=ease"])
-    assert result.exit_code == 0, result.stderr
-    port = _free_port()
-    genrec = Path(sys.executable).parent / "genrec"
-    limits = ["--set", "serving.max_records=50", "--set", "serving.max_history=20", "--set", "serving.max_k=30",
-              "--set", "serving.max_body_bytes=20000", "--set", "serving.batch_rows=7",
-              "--set", "serving.reload_seconds=1", "--set", "serving.log_requests=true"]
-    log = tmp_path / "serve.log"
-    proc = subprocess.Popen([str(genrec), "serve", "--port", str(port), *limits],
-                            env=dict(os.environ, GENREC_HOME=str(genrec_home)),
-                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/ping", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {log.read_text()}")
-            time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail("server did not answer /ping within 120 s")
-    yield SimpleNamespace(url=base, log=log, data=clustered_csv)
-    proc.terminate()
-    proc.wait(timeout=30)
+    with home_env(genrec_home):
+        result = CliRunner().invoke(app, ["run", "--data", str(clustered_csv), "--format", "csv", "--config", "tiny",
+                                          "--set", "model.name=ease"])
+        assert result.exit_code == 0, result.stderr
+        limits = ["--set", "serving.max_records=50", "--set", "serving.max_history=20", "--set", "serving.max_k=30",
+                  "--set", "serving.max_body_bytes=20000", "--set", "serving.batch_rows=7",
+                  "--set", "serving.reload_seconds=1", "--set", "serving.log_requests=true"]
+        log = tmp_path / "serve.log"
+        with serving(genrec_home, log, *limits) as base:
+            yield SimpleNamespace(url=base, log=log, data=clustered_csv)
 
 
 def test_served_champion_answers_and_survives_bad_requests(server):
