@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -21,8 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from served import GENREC, genrec_serve
+
 ROOT = Path(__file__).resolve().parents[1]
-GENREC = str(Path(sys.executable).parent / "genrec")
 
 
 def main() -> None:
@@ -34,19 +33,13 @@ def main() -> None:
     env["GENREC_HOME"] = str(home)
     subprocess.run([GENREC, "run", "--config", "tiny"], env=env, check=True, capture_output=True)
     subprocess.run([GENREC, "promote", "1", "--reason", "probe"], env=env, check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     sets = [x for o in args.overrides for x in ("--set", o)]
-    server = subprocess.Popen([GENREC, "serve", "--port", str(port), *sets], env=env,
-                              stdout=subprocess.DEVNULL, stderr=(home.parent / "serve.log").open("w"))
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{base}/ping", timeout=2)
-            break
-        except OSError:
-            time.sleep(1)
+    with genrec_serve(env, sets, stderr=(home.parent / "serve.log").open("w")) as (server, base):
+        probe(server, base, home)
+
+
+def probe(server: subprocess.Popen, base: str, home: Path) -> None:
+    """Each request, its status and seconds, and the server's memory after it."""
 
     def memory() -> str:
         status = dict(line.split(":", 1) for line in Path(f"/proc/{server.pid}/status").read_text().splitlines())
@@ -81,8 +74,6 @@ def main() -> None:
     post("a user_id that is an object", json.dumps({"dataframe_records": [{"user_id": {"a": 1}}]}).encode())
     post("CSV without a user_id or history column", b"customer\n12", "text/csv")
     post("k = 0", json.dumps({"dataframe_records": [{"user_id": users[0]}], "params": {"k": 0}}).encode())
-    server.terminate()
-    server.wait()
 
 
 if __name__ == "__main__":

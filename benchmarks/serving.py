@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 from genrec import registry
 from genrec.batch import write_recommendations
 from genrec.config import load_config
+from served import genrec_serve
 
 
 def main() -> None:
@@ -40,19 +39,7 @@ def main() -> None:
     print(f"{name} version {version} ({served.model_family}): {len(served.user_ids)} users, "
           f"{len(served.item_ids)} items")
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).parent / "genrec"), "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/ping", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
+    with genrec_serve(dict(os.environ), []) as (_, base):
         latencies = []
         users = served.user_ids
         for i in range(args.requests):
@@ -66,9 +53,6 @@ def main() -> None:
             latencies.append((time.perf_counter() - start) * 1000)
         q = statistics.quantiles(latencies, n=100)
         print(f"single-user requests: {len(latencies)}, p50 {q[49]:.1f} ms, p90 {q[89]:.1f} ms, p99 {q[98]:.1f} ms")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     with tempfile.TemporaryDirectory() as tmp:
         result = write_recommendations(served, Path(tmp) / "recs.parquet", args.k, {"model_version": version})
