@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/sequential.py --datasets OnlineRetail --models transitions ease
     .venv/bin/python benchmarks/sequential.py --seeds 0 1 2 3 4 --models seqgan
     .venv/bin/python benchmarks/sequential.py --models seqgan --set model.adversarial=false
+    .venv/bin/python benchmarks/sequential.py --set prepare.repeats=all --set prepare.exclude_seen=false
 
 Beside the sequence family, its cross-entropy twin (its first stage, what `model.adversarial=false`
 keeps with the same seed) and its adversarial stage's best on validation (what it gives where it is
@@ -15,7 +16,8 @@ The protocol (issue 17's): each user's items in time order (ties in file order),
 where the user first chose it, users with at least 5 items; test = each user's last item,
 validation = the one before; full ranking over all items with the user's earlier items filtered. With
 one test item per user, HR@10 is recall@10. Every choice (EASE's lambda) is made on the validation
-item alone; the test item is scored once. Reads ../shared/data (never copied into the repo); a data
+item alone; the test item is scored once. `--set prepare.repeats=all` keeps re-buys (a test item can
+be one the user had), and `--set prepare.exclude_seen=false` ranks what users have too. Reads ../shared/data (never copied into the repo); a data
 set that is absent is skipped with a message.
 """
 
@@ -48,13 +50,13 @@ ON_VALIDATION = {"ease": ["model.ease.tuning_repeats=1"], "itemknn": ["model.ite
 """Families that tune over random carve-outs by default choose on the validation item here instead."""
 
 
-def load(name: str, data_dir: Path) -> Dataset | None:
+def load(name: str, data_dir: Path, overrides: list[str]) -> Dataset | None:
     relative, fmt = SOURCES[name]
     path = data_dir / relative
     if not path.exists():
         print(f"skipped {name}: {path} is absent (MovieLens is not redistributed with genrec)")
         return None
-    cfg = load_config("default", PROTOCOL)
+    cfg = load_config("default", [*PROTOCOL, *overrides])
     interactions, _ = gdata.to_interactions(gdata.read_raw(path, fmt, cfg.data))
     return preprocessing.prepare(preprocessing.to_implicit(interactions, cfg.data, cfg.prepare), cfg.prepare)
 
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
 
     rows, twins = [], []
     for name in args.datasets:
-        data = load(name, args.data_dir)
+        data = load(name, args.data_dir, args.overrides)
         if data is None:
             continue
         print(f"{name}: {data.stats['users']} users, {data.stats['items']} items, {data.stats['interactions']} "
@@ -113,8 +115,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def scored(encoder, data: Dataset, cfg):
     """One of the stages of an adversarial fit, scored on the test split as the model is."""
-    return evaluate_scores(lambda users: score_histories(encoder, data.histories(users)), data.known, data.test,
-                           cfg.eval.ks)
+    return evaluate_scores(lambda users: score_histories(encoder, data.histories(users)),
+                           data.seen("train", "validation"), data.test, cfg.eval.ks)
 
 
 def print_twins(twins: list) -> None:

@@ -66,10 +66,15 @@ class PrepareConfig:
     test, and each user's last one before it validation."""
     cutoff: str | None = None
     """The ISO date or time where `split = "time"` starts the test split."""
-    repeats: Literal["last", "first"] = "last"
+    repeats: Literal["last", "first", "all"] = "last"
     """Which occurrence of a repeated (user, item) pair is kept, and so when it counts as happening:
-    the latest, or the first (the sequential protocols' choice: a re-bought item stays where the user
-    first chose it)."""
+    the latest, the first (the sequential protocols' choice: a re-bought item stays where the user
+    first chose it), or every one (re-buys stay in the history and can be held out; rows equal in
+    user, item and timestamp count once)."""
+    exclude_seen: bool = True
+    """Items a user already has are left out of every ranking: in validation, evaluation, the gate,
+    serving and batch scoring. False ranks them too, for shops whose customers re-buy (with
+    `repeats = "all"`, where a held-out item can be one the user had)."""
 
     def __post_init__(self) -> None:
         at_least(self, 1, "min_user_interactions", "min_item_interactions", "min_interactions_to_split")

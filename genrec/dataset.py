@@ -126,6 +126,8 @@ class Dataset:
     """Item attributes where the source has them: one row per item, in `item_ids` order (missing
     values where an item has none), as validated by the item-attribute suite."""
     stats: dict[str, Any] = field(default_factory=dict)
+    exclude_seen: bool = True
+    """Whether rankings leave out what a user already has (`prepare.exclude_seen`)."""
 
     @property
     def n_users(self) -> int:
@@ -166,6 +168,17 @@ class Dataset:
         """What a model may condition on when the test split is scored: train + validation."""
         return self.matrix("train", "validation")
 
+    def seen(self, *splits: str) -> sp.csr_matrix:
+        """What a ranking conditioned on the named splits leaves out: their items, or nothing
+        where `exclude_seen` is off (a re-bought item can then be recommended and hit)."""
+        if not self.exclude_seen:
+            return sp.csr_matrix(self.shape, dtype=np.float32)
+        if splits == ("train",):
+            return self.train
+        if splits == ("train", "validation"):
+            return self.known
+        return self.matrix(*splits)
+
     def histories(self, users: np.ndarray | None = None, splits: tuple[str, ...] = ("train", "validation")) -> Histories:
         """The users' interactions of the named splits, each in time order (all users if None)."""
         codes = [SPLITS.index(s) for s in splits]
@@ -199,7 +212,7 @@ class Dataset:
         mask = np.ones(len(self.events), dtype=bool)
         mask[np.flatnonzero(self.events.split == TEST)[~np.asarray(keep, dtype=bool)]] = False
         return Dataset(self.user_ids, self.item_ids, self.events.where(mask), self.fingerprint, self.items,
-                       dict(self.stats))
+                       dict(self.stats), self.exclude_seen)
 
     def frame(self) -> pd.DataFrame:
         """One row per interaction with string ids, its time and its split: what MLflow records as

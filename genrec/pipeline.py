@@ -380,13 +380,14 @@ def train(data: Dataset, cfg: Config, options: FitOptions | None = None) -> Reco
 
 def evaluate(model: Recommender, data: Dataset, cfg: Config) -> EvalResult:
     """Full-ranking metrics on the test split, each test user conditioned on train + validation."""
-    return evaluate_scores(model.score_users, data.known, data.test, cfg.eval.ks)
+    return evaluate_scores(model.score_users, data.seen("train", "validation"), data.test, cfg.eval.ks)
 
 
 def popularity_baseline(data: Dataset, gate_data: Dataset, cfg: Config) -> EvalResult:
     """Ranking by popularity in the training split, on the gate's test split."""
     counts = np.asarray(data.train.sum(axis=0)).ravel().astype(np.float32)
-    return evaluate_scores(lambda users: np.broadcast_to(counts, (len(users), len(counts))), gate_data.known,
+    return evaluate_scores(lambda users: np.broadcast_to(counts, (len(users), len(counts))),
+                           gate_data.seen("train", "validation"),
                            gate_data.test, cfg.eval.ks)
 
 

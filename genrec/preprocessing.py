@@ -26,14 +26,19 @@ log = logging.getLogger(__name__)
 
 def to_implicit(interactions: pd.DataFrame, data: "DataConfig", prepare: "PrepareConfig") -> pd.DataFrame:
     """Keep positives (rating >= threshold if one is set), one row per (user, item): its latest
-    occurrence, or its first with `prepare.repeats = "first"`; rows end in time order, ties in file order.
+    occurrence, or its first with `prepare.repeats = "first"`, or with `"all"` one per (user, item,
+    timestamp) (a re-buy at another time is a new row); rows end in time order, ties in file order.
 
     Then drop users and items below the configured minimum counts (once, in that order).
     """
     df = interactions
     if data.rating_threshold is not None and df["rating"].notna().any():
         df = df[df["rating"] >= data.rating_threshold]
-    df = df.sort_values("timestamp", kind="stable").drop_duplicates(["user_id", "item_id"], keep=prepare.repeats)
+    df = df.sort_values("timestamp", kind="stable")
+    if prepare.repeats == "all":
+        df = df.drop_duplicates(["user_id", "item_id", "timestamp"])
+    else:
+        df = df.drop_duplicates(["user_id", "item_id"], keep=prepare.repeats)
     if prepare.min_user_interactions > 1:
         counts = df["user_id"].map(df["user_id"].value_counts())
         df = df[counts >= prepare.min_user_interactions]
@@ -161,7 +166,8 @@ def prepare(implicit: pd.DataFrame, prepare: "PrepareConfig", items: pd.DataFram
     events = Events.build(user_codes, item_codes, time, part)
     item_ids = np.asarray(item_ids, dtype=object)
     data = Dataset(user_ids=np.asarray(user_ids, dtype=object), item_ids=item_ids, events=events,
-                   fingerprint=fingerprint(implicit, prepare), items=_aligned(items, item_ids))
+                   fingerprint=fingerprint(implicit, prepare), items=_aligned(items, item_ids),
+                   exclude_seen=prepare.exclude_seen)
     data.stats = _stats(data)
     log.info("prepared %s", data.stats)
     return data
@@ -201,6 +207,7 @@ def from_split(train: pd.DataFrame, test: pd.DataFrame, prepare_cfg: "PrepareCon
     events = Events.build(np.concatenate([tr_users, te_users[keep]]), np.concatenate([item_codes, te_items[keep]]),
                           time, split)
     data = Dataset(user_ids=np.asarray(user_ids, dtype=object), item_ids=np.asarray(item_ids, dtype=object),
-                   events=events, fingerprint=fingerprint(pd.concat([train, test]), prepare_cfg))
+                   events=events, fingerprint=fingerprint(pd.concat([train, test]), prepare_cfg),
+                   exclude_seen=prepare_cfg.exclude_seen)
     data.stats = _stats(data) | {"test_dropped_unknown_items": int((~keep).sum())}
     return data

@@ -37,6 +37,8 @@ class ServingModel:
     popularity: np.ndarray
     model_family: str
     data_fingerprint: str
+    exclude_seen: bool = True
+    """Whether answers leave out the items of the history they are for (`prepare.exclude_seen`)."""
 
     @classmethod
     def build(cls, model: Recommender, data: Dataset, family: str) -> "ServingModel":
@@ -48,6 +50,7 @@ class ServingModel:
             popularity=np.asarray(data.train.sum(axis=0)).ravel().astype(np.float64),
             model_family=family,
             data_fingerprint=data.fingerprint,
+            exclude_seen=data.exclude_seen,
         )
 
     def __post_init__(self) -> None:
@@ -65,7 +68,7 @@ class ServingModel:
                    "popularity": self.popularity}, str(directory / "serving.safetensors"))
         (directory / "serving.json").write_text(json.dumps({
             "format": FORMAT, "model_family": self.model_family, "data_fingerprint": self.data_fingerprint,
-            "user_ids": self.user_ids.tolist(), "item_ids": self.item_ids.tolist()}))
+            "exclude_seen": self.exclude_seen, "user_ids": self.user_ids.tolist(), "item_ids": self.item_ids.tolist()}))
         return directory
 
     @classmethod
@@ -85,7 +88,7 @@ class ServingModel:
                    item_ids=item_ids, histories=Histories(arrays["histories.indptr"], arrays["histories.items"],
                                                           len(item_ids)),
                    popularity=arrays["popularity"], model_family=spec["model_family"],
-                   data_fingerprint=spec["data_fingerprint"])
+                   data_fingerprint=spec["data_fingerprint"], exclude_seen=spec.get("exclude_seen", True))
 
     # --- answering ------------------------------------------------------------------------------
 
@@ -122,7 +125,7 @@ class ServingModel:
         if "user_id" not in frame and "history" not in frame:
             raise BadRequest("each record needs a 'user_id' or a 'history'.")
         histories = self._histories(frame)
-        items, scores = self.model.recommend_histories(histories, k=k, exclude_seen=True)
+        items, scores = self.model.recommend_histories(histories, k=k, exclude_seen=self.exclude_seen)
         empty = histories.lengths == 0
         if empty.any():
             order = np.argsort(-self.popularity, kind="stable")[:k]

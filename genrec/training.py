@@ -145,7 +145,7 @@ def validation_score(score_users: Callable[[np.ndarray], np.ndarray], data: "Dat
     training split alone."""
     from genrec.evaluation import evaluate_scores
 
-    result = evaluate_scores(score_users, data.train, data.validation, ks=(int(VALIDATION_METRIC.split("@")[1]),))
+    result = evaluate_scores(score_users, data.seen("train"), data.validation, ks=(int(VALIDATION_METRIC.split("@")[1]),))
     return result.metrics[VALIDATION_METRIC]
 
 

@@ -57,6 +57,39 @@ def test_leave_last_out_with_repeats_at_their_latest():
     assert _splits(data)["a"] == {"train": ["z", "y"], "validation": ["w"], "test": ["x"]}
 
 
+def test_every_repeat_kept_with_repeats_all():
+    data = _prepare(LOG + [("c", "r", 9)], "prepare.split=leave-last-out", "prepare.repeats=all")
+    assert _splits(data) == {
+        "a": {"train": ["x", "z", "y"], "validation": ["w"], "test": ["x"]},  # the re-buy of x is held out
+        "b": {"train": ["p", "q"]},
+        "c": {"train": ["q"], "validation": ["p"], "test": ["r"]},  # the same row twice counts once
+    }
+    assert data.histories(np.array([0]), splits=("train", "validation", "test")).row(0).tolist() == [
+        data.item_ids.tolist().index(i) for i in ("x", "z", "y", "w", "x")]
+
+
+def rebuys(*overrides: str):
+    """Ten users who each buy milk, then an item of their own, then milk again (the held-out item)."""
+    rows = [(f"u{u}", item, t) for u in range(10) for item, t in (("milk", 1), (f"own{u}", 2), (f"more{u}", 3),
+                                                                      ("milk", 4))]
+    return _prepare(rows, "prepare.split=leave-last-out", "prepare.repeats=all", *overrides)
+
+
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_whether_what_users_have_is_ranked_is_a_config_choice(exclude_seen, tmp_path):
+    from genrec import pipeline
+    from genrec.serving import ServingModel
+
+    overrides = ["model.name=pop", f"prepare.exclude_seen={str(exclude_seen).lower()}"]
+    data, cfg = rebuys(*overrides), load_config("tiny", overrides)
+    model = pipeline.train(data, cfg)
+    # Milk is the most bought item and every user's test item, and every user already has it.
+    assert pipeline.evaluate(model, data, cfg).metrics["ndcg@5"] == (0.0 if exclude_seen else 1.0)
+    served = ServingModel.load(ServingModel.build(model, data, "pop").save(tmp_path / "served"))
+    answer = served.predict(pd.DataFrame({"user_id": ["u3"]}), k=1)
+    assert (answer["items"][0] == ["milk"]) is not exclude_seen
+
+
 def test_a_global_time_cutoff():
     cutoff = pd.Timestamp(T0 + 3, unit="s").isoformat()
     data = _prepare(LOG, "prepare.split=time", f"prepare.cutoff={cutoff}")

@@ -56,7 +56,8 @@ def choose_weight(weights: tuple[float, ...], first: Scorer, second: Scorer, dat
         seen = (np.repeat(np.arange(len(batch)), rows.lengths), rows.items)
         for w in weights:
             mixed = np.array(mix_scores(w, a, b), dtype=np.float64, copy=True)
-            mixed[seen] = -np.inf
+            if data.exclude_seen:
+                mixed[seen] = -np.inf
             ranked[w][start : start + len(batch)] = top_k(mixed, k)
     scores = {w: evaluate_ranked(ranked[w], users, data.validation, (k,)).metrics[VALIDATION_METRIC]
               for w in weights}

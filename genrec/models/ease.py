@@ -63,14 +63,14 @@ def linear_scorer(weights: np.ndarray):
 
 
 def choose_lambda(lambdas: tuple[float, ...], train: sp.csr_matrix, validation: sp.csr_matrix | None,
-                  repeats: int) -> tuple[float, dict[str, float]]:
+                  repeats: int, exclude_seen: bool = True) -> tuple[float, dict[str, float]]:
     """The lambda with the best mean validation NDCG@20 over `repeats` carve-outs, and each one's mean."""
 
     def scorers_on(fold_train: sp.csr_matrix):
         gram = gram_matrix(fold_train)
         return lambda lam: linear_scorer(ease_weights(fold_train, lam, gram))
 
-    return choose_on_carve_outs(lambdas, scorers_on, train, validation, repeats)
+    return choose_on_carve_outs(lambdas, scorers_on, train, validation, repeats, exclude_seen=exclude_seen)
 
 
 class EASE(Recommender):
@@ -81,7 +81,7 @@ class EASE(Recommender):
 
     def fit(self, data: "Dataset", options: "FitOptions | None" = None) -> "EASE":
         self.lambda_, self.validation_scores_ = choose_lambda(self.config.lambdas, data.train, data.validation,
-                                                              self.config.tuning_repeats)
+                                                              self.config.tuning_repeats, data.exclude_seen)
         self.weights_ = ease_weights(data.known, self.lambda_)  # refitted on train + validation
         self.chosen_params_ = {"lambda": self.lambda_}
         self._remember(data)

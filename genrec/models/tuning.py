@@ -23,11 +23,13 @@ def choose_on_validation(
     train: sp.csr_matrix,
     validation: sp.csr_matrix | None,
     metric: str = "ndcg@20",
+    exclude_seen: bool = True,
 ) -> tuple[Any, dict[str, float]]:
     """The candidate whose scorer (`scorer_for(candidate)`, built on `train`) does best on
     `validation`; ties go to the first. With no validation interactions, the first candidate,
     unscored."""
-    return choose_on_carve_outs(candidates, lambda _: scorer_for, train, validation, repeats=1, metric=metric)
+    return choose_on_carve_outs(candidates, lambda _: scorer_for, train, validation, repeats=1, metric=metric,
+                                exclude_seen=exclude_seen)
 
 
 def choose_on_carve_outs(
@@ -37,9 +39,10 @@ def choose_on_carve_outs(
     validation: sp.csr_matrix | None,
     repeats: int,
     metric: str = "ndcg@20",
+    exclude_seen: bool = True,
 ) -> tuple[Any, dict[str, float]]:
     """The candidate with the best mean `metric` over `repeats` carve-outs (see `carve_outs`); ties
-    go to the first. `scorers_on(fold_train)` returns `scorer_for(candidate)` built on that fold's
+    go to the first; each fold's training items are ranked out where `exclude_seen`. `scorers_on(fold_train)` returns `scorer_for(candidate)` built on that fold's
     training part (what a fold shares between candidates, such as EASE's Gram matrix, is computed
     once there). Returns the choice and each candidate's mean score."""
     from genrec.evaluation import evaluate_scores
@@ -51,9 +54,10 @@ def choose_on_carve_outs(
     folds = carve_outs(train, validation, repeats)
     for fold_train, fold_validation in folds:
         scorer_for = scorers_on(fold_train)
+        seen = fold_train if exclude_seen else sp.csr_matrix(fold_train.shape, dtype=np.float32)
         for i, candidate in enumerate(candidates):
             scorer = scorer_for(candidate)
-            result = evaluate_scores(lambda u: scorer(fold_train[u]), fold_train, fold_validation, ks=(k,))
+            result = evaluate_scores(lambda u: scorer(fold_train[u]), seen, fold_validation, ks=(k,))
             totals[i] += result.metrics[metric]
     means = totals / len(folds)
     best = int(np.argmax(means))  # the first of equals
