@@ -17,7 +17,8 @@ from genrec.serving import ServingModel
 
 
 def recommend_all(served: ServingModel, k: int, chunk: int = 4096):
-    """Frames of SPEC's response rows (user_id, items, scores) for every known user, in chunks."""
+    """Frames of SPEC's response rows (user_id, items, scores, names, fallback) for every known user,
+    in chunks."""
     users = served.user_ids
     for start in range(0, len(users), chunk):
         ids = users[start : start + chunk]
@@ -31,7 +32,8 @@ def write_recommendations(served: ServingModel, path: Path, k: int, metadata: di
 
     path.parent.mkdir(parents=True, exist_ok=True)
     schema = pa.schema(
-        [("user_id", pa.string()), ("items", pa.list_(pa.string())), ("scores", pa.list_(pa.float64()))],
+        [("user_id", pa.string()), ("items", pa.list_(pa.string())), ("scores", pa.list_(pa.float64())),
+         ("names", pa.list_(pa.string())), ("fallback", pa.bool_())],
         metadata={f"genrec.{key}": str(value) for key, value in metadata.items()} | {"genrec.k": str(k)},
     )
     start = time.perf_counter()

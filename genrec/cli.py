@@ -525,13 +525,18 @@ def recommend(
     frame = pd.DataFrame({"user_id": [user or ""],
                           "history": [[h.strip() for h in (history_ids or "").split(",") if h.strip()]]})
     row = served.predict(frame, params={"k": k}).iloc[0]
-    payload = {"user_id": row["user_id"], "items": list(row["items"]), "scores": [float(s) for s in row["scores"]]}
+    payload = {"user_id": row["user_id"], "items": list(row["items"]), "scores": [float(s) for s in row["scores"]],
+               "names": list(row["names"]), "fallback": bool(row["fallback"])}
     if as_json:
         _emit_json(payload)
         return
-    table = Table("rank", "item", "score")
-    for i, (item, score) in enumerate(zip(payload["items"], payload["scores"]), 1):
-        table.add_row(str(i), item, f"{score:.4f}")
+    if payload["fallback"]:
+        what = f"user {user!r} is not in the champion's data" if user is not None else "no item of the history is known"
+        out.print(f"{what}: the most popular items instead (the popularity fallback).")
+    named = any(n is not None for n in payload["names"])
+    table = Table("rank", "item", *(["name"] if named else []), "score")
+    for i, (item, name, score) in enumerate(zip(payload["items"], payload["names"], payload["scores"]), 1):
+        table.add_row(str(i), item, *([name or ""] if named else []), f"{score:.4f}")
     out.print(table)
 
 

@@ -42,6 +42,13 @@ class DataConfig:
     """Optional timestamp column for `csv`/`parquet` input."""
     rating_threshold: float | None = None
     """Ratings below this are dropped before implicit feedback; None keeps every interaction."""
+    non_product_codes: tuple[str, ...] = ("POST", "DOT", "C2", "M", "m", "D", "S", "B", "BANK CHARGES", "AMAZONFEE",
+                                          "CRUK")
+    """Online Retail stock codes that are charges and adjustments, not products: postage (`POST`,
+    `DOT`), carriage, manual entries, discounts, samples, bad debt, bank and Amazon fees, the CRUK
+    commission. Cleaning drops them and counts them (`dropped_non_products`); empty keeps them. They
+    are the log's codes outside its catalogue's pattern (five digits and an optional letter) whose
+    descriptions name a charge; the gift vouchers and `DCGS` codes outside it have no customer."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,26 @@ class PrepareConfig:
                 datetime.fromisoformat(self.cutoff)
             except ValueError:
                 raise ValueError(f"cutoff must be an ISO date or time, got {self.cutoff!r}") from None
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How item attributes become features (`features.*`)."""
+
+    topics: int = 16
+    """LDA topics drawn from each free-text column."""
+    vocabulary: int = 5000
+    """The most frequent words of a free-text column kept: its TF-IDF features and the topics' input."""
+    bins: int = 4
+    """Quantile bins of each numeric column (a price, a year)."""
+    text_words: float = 2.0
+    """A text column whose values average at least this many words is free text (topics and words);
+    one with fewer is categorical (one-hot: a brand, a department)."""
+    seed: int = 0
+    """Seed of the topic model."""
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "topics", "vocabulary", "bins", "text_words")
 
 
 @dataclass(frozen=True)
@@ -269,6 +296,7 @@ class Config:
     gate: GateConfig = field(default_factory=GateConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
     progress: bool = True
     """Show a progress bar while training (only when stderr is a terminal)."""
 

@@ -204,7 +204,7 @@ def _timestamps(s: pd.Series) -> pd.Series:
     return pd.to_datetime(s, errors="coerce", format="mixed")
 
 
-def _clean_online_retail(frame: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:
+def _clean_online_retail(frame: pd.DataFrame, report: CleaningReport, cfg: DataConfig) -> pd.DataFrame:
     def drop(name: str, keep: pd.Series) -> pd.DataFrame:
         report.dropped[name] = int((~keep).sum())
         return frame[keep]
@@ -213,6 +213,7 @@ def _clean_online_retail(frame: pd.DataFrame, report: CleaningReport) -> pd.Data
     frame = drop("cancellations", ~frame["InvoiceNo"].str.startswith("C"))
     quantity = _to_numeric(frame["Quantity"])
     frame = drop("non_positive_quantity", quantity > 0)
+    frame = drop("non_products", ~frame["StockCode"].str.strip().isin(cfg.non_product_codes))
     frame = drop("exact_duplicates", ~frame.duplicated(keep="first"))
     customer = frame["CustomerID"].str.strip().str.replace(r"\.0+$", "", regex=True)
     return pd.DataFrame(
@@ -225,12 +226,13 @@ def _clean_online_retail(frame: pd.DataFrame, report: CleaningReport) -> pd.Data
     )
 
 
-def to_interactions(raw: RawData) -> tuple[pd.DataFrame, CleaningReport]:
+def to_interactions(raw: RawData, cfg: DataConfig | None = None) -> tuple[pd.DataFrame, CleaningReport]:
     """Map a validated raw frame to the common interaction shape, cleaning source-typical mess."""
+    cfg = cfg or DataConfig()
     frame = raw.frame
     report = CleaningReport(rows_in=len(frame))
     if raw.format == "online-retail":
-        out = _clean_online_retail(frame, report)
+        out = _clean_online_retail(frame, report, cfg)
     else:
         if raw.format == "movielens-latest":
             frame = frame.rename(columns={"userId": "user_id", "movieId": "item_id"})
@@ -252,7 +254,7 @@ def to_interactions(raw: RawData) -> tuple[pd.DataFrame, CleaningReport]:
 
 def load_interactions(path: str | Path, fmt: str = "auto", cfg: DataConfig | None = None) -> pd.DataFrame:
     """Read and map in one go, without validation: for tests, benchmarks and `genrec evaluate`."""
-    interactions, _ = to_interactions(read_raw(path, fmt, cfg))
+    interactions, _ = to_interactions(read_raw(path, fmt, cfg), cfg)
     return interactions
 
 

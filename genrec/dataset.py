@@ -128,6 +128,8 @@ class Dataset:
     stats: dict[str, Any] = field(default_factory=dict)
     exclude_seen: bool = True
     """Whether rankings leave out what a user already has (`prepare.exclude_seen`)."""
+    feature_config: Any = None
+    """How `features` are made from `items` (`features.*`; None: the defaults)."""
 
     @property
     def n_users(self) -> int:
@@ -167,6 +169,20 @@ class Dataset:
     def known(self) -> sp.csr_matrix:
         """What a model may condition on when the test split is scored: train + validation."""
         return self.matrix("train", "validation")
+
+    @functools.cached_property
+    def features(self):
+        """The item attributes as one sparse items x features matrix (`genrec.attributes`); every
+        row empty where the source has no attribute table."""
+        from genrec.attributes import featurise
+
+        return featurise(self.items, self.n_items, self.feature_config)
+
+    @property
+    def cold_items(self) -> np.ndarray:
+        """Items with no training or validation interaction (a time cutoff can leave some: their
+        attributes are all a model knows of them)."""
+        return np.flatnonzero(np.asarray(self.known.sum(axis=0)).ravel() == 0)
 
     def seen(self, *splits: str) -> sp.csr_matrix:
         """What a ranking conditioned on the named splits leaves out: their items, or nothing
@@ -212,7 +228,7 @@ class Dataset:
         mask = np.ones(len(self.events), dtype=bool)
         mask[np.flatnonzero(self.events.split == TEST)[~np.asarray(keep, dtype=bool)]] = False
         return Dataset(self.user_ids, self.item_ids, self.events.where(mask), self.fingerprint, self.items,
-                       dict(self.stats), self.exclude_seen)
+                       dict(self.stats), self.exclude_seen, self.feature_config)
 
     def frame(self) -> pd.DataFrame:
         """One row per interaction with string ids, its time and its split: what MLflow records as

@@ -79,11 +79,16 @@ def evaluate_scores(
     truth: sp.csr_matrix,
     ks: tuple[int, ...] = (5, 10, 20),
     batch_size: int = 1024,
+    candidates: np.ndarray | None = None,
 ) -> EvalResult:
     """Score users with held-out items in batches, mask what they already know, rank, measure.
 
-    `score_fn(users)` returns a dense (len(users), n_items) block for those users only.
+    `score_fn(users)` returns a dense (len(users), n_items) block for those users only. With
+    `candidates` (a flag per item), only those items are ranked, and `truth` is cut to them.
     """
+    if candidates is not None:
+        truth = (truth.tocsr() @ sp.diags(np.asarray(candidates, dtype=np.float32))).tocsr()
+        truth.eliminate_zeros()
     users = np.flatnonzero(np.diff(truth.indptr) > 0)
     max_k = max(ks)
     ranked = np.empty((len(users), min(max_k, truth.shape[1])), dtype=np.int64)
@@ -92,6 +97,8 @@ def evaluate_scores(
         scores = np.array(score_fn(batch), dtype=np.float64, copy=True)
         seen = known[batch]
         scores[np.repeat(np.arange(len(batch)), np.diff(seen.indptr)), seen.indices] = -np.inf
+        if candidates is not None:
+            scores[:, ~np.asarray(candidates, dtype=bool)] = -np.inf
         ranked[start : start + len(batch)] = top_k(scores, max_k)
     return evaluate_ranked(ranked, users, truth, ks)
 

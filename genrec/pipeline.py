@@ -75,7 +75,7 @@ def check_item_attributes(raw: gdata.RawData, cfg: Config, validator: DataValida
 
 def clean(raw: gdata.RawData, cfg: Config) -> tuple[pd.DataFrame, dict[str, int]]:
     """Source-specific cleaning, then implicit feedback; the counts of what each rule dropped."""
-    interactions, cleaning = gdata.to_interactions(raw)
+    interactions, cleaning = gdata.to_interactions(raw, cfg.data)
     implicit = preprocessing.to_implicit(interactions, cfg.data, cfg.prepare)
     return implicit, cleaning.as_dict() | {"implicit_pairs": len(implicit)}
 
@@ -166,6 +166,7 @@ def validate(path: Path, cfg: Config, validator: DataValidator, reports: list[Va
 
 def prepare(checked: Checked, cfg: Config) -> Dataset:
     data = preprocessing.prepare(checked.implicit, cfg.prepare, items=checked.items)
+    data.feature_config = cfg.features
     folder = datasets_dir(data.fingerprint)
     if not (folder / "dataset.json").is_file():
         data.save(folder)

@@ -122,6 +122,8 @@ def _signature():
             ColSpec(DataType.string, "user_id"),
             ColSpec(Array(DataType.string), "items"),
             ColSpec(Array(DataType.double), "scores"),
+            ColSpec(Array(DataType.string), "names"),
+            ColSpec(DataType.boolean, "fallback"),
         ]),
         params=ParamSchema([ParamSpec("k", DataType.long, 10)]),
     )

@@ -160,7 +160,8 @@ def parse_body(body: bytes, content_type: str, limits: ServingConfig) -> tuple[p
 def answer(served: Served, frame: pd.DataFrame, k: int, limits: ServingConfig) -> list[dict[str, Any]]:
     """SPEC's predictions for `frame`, scored `limits.batch_rows` records at a time."""
     out = served.model.predict(frame, k=k, batch_rows=limits.batch_rows)
-    return [{"user_id": row.user_id, "items": row.items, "scores": row.scores} for row in out.itertuples(index=False)]
+    return [{"user_id": row.user_id, "items": row.items, "scores": row.scores, "names": row.names,
+             "fallback": row.fallback} for row in out.itertuples(index=False)]
 
 
 class Following:

@@ -22,6 +22,13 @@ from genrec.models.base import Recommender
 
 FORMAT = 1
 
+RESPONSE_COLUMNS = ["user_id", "items", "scores", "names", "fallback"]
+"""SPEC's prediction fields: the items (string ids), their scores, their display names (None where
+the catalogue has none) and whether the answer is the popularity fallback."""
+
+NAME_COLUMNS = ("title", "description", "name")
+"""Item attribute columns that hold a display name (MovieLens titles, Online Retail descriptions)."""
+
 
 class BadRequest(ValueError):
     """A request the model cannot answer as asked (a 4xx, not a crash)."""
@@ -39,6 +46,8 @@ class ServingModel:
     data_fingerprint: str
     exclude_seen: bool = True
     """Whether answers leave out the items of the history they are for (`prepare.exclude_seen`)."""
+    names: np.ndarray | None = None
+    """Each item's display name (None where it has none); None where the catalogue has no names."""
 
     @classmethod
     def build(cls, model: Recommender, data: Dataset, family: str) -> "ServingModel":
@@ -51,6 +60,7 @@ class ServingModel:
             model_family=family,
             data_fingerprint=data.fingerprint,
             exclude_seen=data.exclude_seen,
+            names=display_names(data),
         )
 
     def __post_init__(self) -> None:
@@ -68,7 +78,8 @@ class ServingModel:
                    "popularity": self.popularity}, str(directory / "serving.safetensors"))
         (directory / "serving.json").write_text(json.dumps({
             "format": FORMAT, "model_family": self.model_family, "data_fingerprint": self.data_fingerprint,
-            "exclude_seen": self.exclude_seen, "user_ids": self.user_ids.tolist(), "item_ids": self.item_ids.tolist()}))
+            "exclude_seen": self.exclude_seen,
+            "item_names": None if self.names is None else self.names.tolist(), "user_ids": self.user_ids.tolist(), "item_ids": self.item_ids.tolist()}))
         return directory
 
     @classmethod
@@ -84,11 +95,13 @@ class ServingModel:
                                        f"format {FORMAT}.")
         arrays = load_file(str(directory / "serving.safetensors"))
         item_ids = np.asarray(spec["item_ids"], dtype=str)
+        names = spec.get("item_names")
         return cls(model=load_model(directory / "model"), user_ids=np.asarray(spec["user_ids"], dtype=str),
                    item_ids=item_ids, histories=Histories(arrays["histories.indptr"], arrays["histories.items"],
                                                           len(item_ids)),
                    popularity=arrays["popularity"], model_family=spec["model_family"],
-                   data_fingerprint=spec["data_fingerprint"], exclude_seen=spec.get("exclude_seen", True))
+                   data_fingerprint=spec["data_fingerprint"], exclude_seen=spec.get("exclude_seen", True),
+                   names=None if names is None else np.asarray(names, dtype=object))
 
     # --- answering ------------------------------------------------------------------------------
 
@@ -118,8 +131,9 @@ class ServingModel:
             rows.append(idx)
         return Histories.from_lists(rows, len(self.item_ids))
 
-    def recommend_indices(self, frame: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k item indices (-1 pads) and scores for each request row."""
+    def recommend_indices(self, frame: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k item indices (-1 pads) and scores for each request row, and which rows got the
+        popularity fallback (an empty or unknown history)."""
         if k < 1:
             raise BadRequest(f"k must be a positive integer, got {k}.")
         if "user_id" not in frame and "history" not in frame:
@@ -133,20 +147,23 @@ class ServingModel:
             items[empty, : len(order)] = order
             scores[empty] = np.nan
             scores[empty, : len(order)] = self.popularity[order]
-        return items, scores
+        return items, scores, empty
 
     def predict(self, frame: pd.DataFrame, k: int = 10, batch_rows: int = 256) -> pd.DataFrame:
-        """SPEC's response rows: user_id, items (list of str), scores (list of float). Rows are scored
-        `batch_rows` at a time: the dense scores of one batch are all the memory a request takes."""
+        """SPEC's response rows (`RESPONSE_COLUMNS`). Rows are scored `batch_rows` at a time: the
+        dense scores of one batch are all the memory a request takes."""
         users = frame["user_id"].astype(str).tolist() if "user_id" in frame else [""] * len(frame)
-        out_items, out_scores = [], []
+        out_items, out_scores, out_names, out_fallback = [], [], [], []
         for start in range(0, len(frame), batch_rows):
-            items, scores = self.recommend_indices(frame.iloc[start:start + batch_rows], k)
+            items, scores, fallback = self.recommend_indices(frame.iloc[start:start + batch_rows], k)
             for row_items, row_scores in zip(items, scores):
-                keep = row_items >= 0
-                out_items.append(self.item_ids[row_items[keep]].tolist())
-                out_scores.append([float(s) for s in row_scores[keep]])
-        return pd.DataFrame({"user_id": users, "items": out_items, "scores": out_scores})
+                kept = row_items[row_items >= 0]
+                out_items.append(self.item_ids[kept].tolist())
+                out_scores.append([float(s) for s in row_scores[row_items >= 0]])
+                out_names.append([None] * len(kept) if self.names is None else self.names[kept].tolist())
+            out_fallback.extend(bool(f) for f in fallback)
+        return pd.DataFrame({"user_id": users, "items": out_items, "scores": out_scores, "names": out_names,
+                             "fallback": out_fallback}, columns=RESPONSE_COLUMNS)
 
 
 def request_frame(data: Dataset, users: np.ndarray) -> pd.DataFrame:
@@ -166,6 +183,17 @@ def ranked_from_predictions(predictions: pd.DataFrame, item_index: pd.Index, k: 
     return ranked
 
 
+def display_names(data: Dataset) -> np.ndarray | None:
+    """Each item's display name from the first name column of `data`'s attribute table (None for an
+    item without one), or None where the table has no such column."""
+    table = data.items
+    column = next((c for c in NAME_COLUMNS if table is not None and c in table), None)
+    if column is None:
+        return None
+    names = table[column].astype(object).to_numpy()
+    return np.array([n.strip() if isinstance(n, str) and n.strip() else None for n in names], dtype=object)
+
+
 def example_request(served: ServingModel, n_items: int = 3) -> pd.DataFrame:
     """The input example logged with the model (also the infrastructure check's request):
     the first known user with a few of their items."""
@@ -183,7 +211,7 @@ def check_served(model) -> None:
     if example is None:
         raise ServingCheckError("The logged model has no input example to check it with.")
     out = model.predict(example, params={"k": 3})
-    if list(out.columns) != ["user_id", "items", "scores"] or len(out) != len(example):
+    if list(out.columns) != RESPONSE_COLUMNS or len(out) != len(example):
         raise ServingCheckError(f"The logged model answered its input example with columns {list(out.columns)}.")
     if not all(len(items) == len(scores) > 0 for items, scores in zip(out["items"], out["scores"])):
         raise ServingCheckError("The logged model answered its input example with no recommendations.")

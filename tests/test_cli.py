@@ -74,7 +74,11 @@ def test_recommend_known_user_and_history(two_versions, clustered_csv):
     assert sum(i.startswith("i2-") for i in rec["items"]) >= 3  # mostly the user's own cluster
     code, out, _ = cli("recommend", "--history", "i3-1,i3-2,i3-4,unknown-item", "-k", "3", "--json")
     rec = json.loads(out)
-    assert code == 0 and not {"i3-1", "i3-2", "i3-4"} & set(rec["items"])
+    assert code == 0 and not {"i3-1", "i3-2", "i3-4"} & set(rec["items"]) and rec["fallback"] is False
+    code, out, _ = cli("recommend", "--user", "no-such-user", "-k", "3")
+    assert code == 0 and "'no-such-user' is not in the champion's data" in out and "popularity fallback" in out
+    code, out, _ = cli("recommend", "--user", "no-such-user", "-k", "3", "--json")
+    assert json.loads(out)["fallback"] is True
     code, _, _ = cli("recommend", "-k", "3")
     assert code == 2
 

@@ -18,6 +18,7 @@ RETAIL_ROWS = (
     "536414,22139,,56,2010-12-01 11:52:00,0.0,,United Kingdom\n"  # no customer
     "536415,22140,BAD,-3,2010-12-01 11:53:00,0.0,13047.0,United Kingdom\n"  # negative quantity
     "536416,22141,OK,2,2010-12-01 11:54:00,1.25,13047.0,France\n"
+    "536416,POST,POSTAGE,1,2010-12-01 11:54:00,18.0,13047.0,France\n"  # a charge, not a product
 )
 
 FIXTURES = {
@@ -70,9 +71,11 @@ def test_online_retail_cleaning_counts(tmp_path):
     assert raw.format == "online-retail"
     frame, report = to_interactions(raw)
     assert report.dropped == {"missing_customer": 1, "cancellations": 1, "non_positive_quantity": 1,
-                              "exact_duplicates": 1}
+                              "non_products": 1, "exact_duplicates": 1}
     assert list(zip(frame["user_id"], frame["item_id"])) == [("17850", "85123A"), ("17850", "71053"),
                                                              ("13047", "22141")]
+    kept, report = to_interactions(raw, DataConfig(non_product_codes=()))
+    assert report.dropped["non_products"] == 0 and kept["item_id"].tolist()[-1] == "POST"
 
 
 def test_bundled_sample_is_online_retail():

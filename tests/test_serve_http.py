@@ -54,7 +54,9 @@ def test_served_champion_answers_and_survives_bad_requests(server):
     assert known["user_id"] == "u1-0" and len(known["items"]) == 4 == len(known["scores"])
     assert not {"i1-0", "i1-1", "i1-2"} & set(known["items"])
     assert sum(i.startswith("i1-") for i in known["items"]) >= 3  # the cluster its history points to
-    assert stranger["user_id"] == "stranger" and len(stranger["items"]) == 4  # popularity fallback
+    assert known["fallback"] is False and stranger["fallback"] is True  # the popularity fallback, marked
+    assert stranger["user_id"] == "stranger" and len(stranger["items"]) == 4
+    assert known["names"] == [None] * 4  # this CSV has no item table
     assert stranger["scores"] == sorted(stranger["scores"], reverse=True)
 
     for bad in (b'{"dataframe_records": [{"user_id": "u1-0", "history": 5}]}', b"{not json",

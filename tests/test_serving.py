@@ -32,10 +32,23 @@ def test_known_user_without_history_uses_their_record(bundle):
     assert out.iloc[0]["items"] == ["c", "d"]  # 7 has a and b; only two items are left
 
 
-def test_unknown_user_and_empty_history_get_popularity(bundle):
-    out = bundle.predict(pd.DataFrame({"user_id": ["stranger"], "history": [[]]}), k=3)
+def test_unknown_user_and_empty_history_get_popularity_marked_as_such(bundle):
+    out = bundle.predict(pd.DataFrame({"user_id": ["stranger", "7"], "history": [[], []]}), k=3)
     assert out.iloc[0]["items"] == ["a", "b", "c"]
     assert out.iloc[0]["scores"] == [4.0, 2.0, 1.0]
+    assert out["fallback"].tolist() == [True, False]
+    assert out.iloc[0]["names"] == [None, None, None]  # no item table
+
+
+def test_answers_carry_each_items_display_name(tmp_path):
+    rows = [("7", "a"), ("8", "a"), ("8", "b"), ("9", "c")]
+    df = pd.DataFrame(rows, columns=["user_id", "item_id"]).assign(rating=np.nan, timestamp=pd.NaT)
+    items = pd.DataFrame({"item_id": ["c", "b", "a"], "description": ["CANDLE ", None, "APRON"], "price": [1, 2, 3]})
+    data = prepare(df, PrepareConfig(min_interactions_to_split=99), items=items)
+    named = ServingModel.load(ServingModel.build(Popularity().fit(data), data, family="pop").save(tmp_path / "s"))
+    out = named.predict(pd.DataFrame({"user_id": ["stranger", "9"]}), k=3)
+    assert out.iloc[0]["items"] == ["a", "b", "c"] and out.iloc[0]["names"] == ["APRON", None, "CANDLE"]
+    assert out.iloc[1]["items"] == ["a", "b"] and out.iloc[1]["names"] == ["APRON", None]
 
 
 @pytest.mark.parametrize("frame, k", [(pd.DataFrame({"other": [1]}), 3), (pd.DataFrame({"user_id": ["7"]}), 0),
