@@ -42,6 +42,10 @@ class DataConfig:
     """Optional timestamp column for `csv`/`parquet` input."""
     rating_threshold: float | None = None
     """Ratings below this are dropped before implicit feedback; None keeps every interaction."""
+    items: str | None = None
+    """An item attribute table (`--items`): MovieLens `u.item`, `movies.dat` or `movies.csv`, or a
+    CSV/Parquet with an `item_id` column and any categorical, numeric and text columns. None: the
+    source's own (`u.item` beside `u.data`; Online Retail's descriptions and prices)."""
     non_product_codes: tuple[str, ...] = ("POST", "DOT", "C2", "M", "m", "D", "S", "B", "BANK CHARGES", "AMAZONFEE",
                                           "CRUK")
     """Online Retail stock codes that are charges and adjustments, not products: postage (`POST`,

@@ -264,10 +264,12 @@ ML100K_GENRES = [
 ]
 
 
-def item_attributes(raw: RawData) -> tuple[pd.DataFrame, str] | None:
-    """Item attributes where the source has them, with the name of their suite: MovieLens 100K
-    genres (`u.item` beside `u.data`) and Online Retail descriptions and prices (in the log itself).
-    None for sources without attributes."""
+def item_attributes(raw: RawData, cfg: DataConfig | None = None) -> tuple[pd.DataFrame, str] | None:
+    """Item attributes with the name of their suite: the table `cfg.items` names, else the source's
+    own: MovieLens 100K genres and year (`u.item` beside `u.data`) and Online Retail descriptions
+    and prices (in the log itself). None for sources without attributes."""
+    if cfg is not None and cfg.items:
+        return read_item_table(Path(cfg.items))
     if raw.format == "online-retail":
         frame = raw.frame
         price = _to_numeric(frame["UnitPrice"])
@@ -280,15 +282,60 @@ def item_attributes(raw: RawData) -> tuple[pd.DataFrame, str] | None:
         return items, "items_online_retail"
     if raw.format == "movielens-100k":
         path = raw.path.parent / "u.item"
-        if not path.is_file():
-            return None
-        names = ["item_id", "title", "release_date", "video_release_date", "imdb_url", *ML100K_GENRES]
-        try:
-            items = pd.read_csv(path, sep="|", header=None, names=names, dtype=str, encoding="latin-1",
-                                keep_default_na=False, na_values=[""])
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: cannot be parsed as MovieLens u.item ({exc}).") from None
-        flags = items[ML100K_GENRES].apply(pd.to_numeric, errors="coerce")
-        return items[["item_id", "title"]].assign(genres=flags.sum(axis=1), **{g: flags[g] for g in ML100K_GENRES}), \
-            "items_movielens_100k"
+        return _movielens_100k_items(path) if path.is_file() else None
     return None
+
+
+def _movielens_100k_items(path: Path) -> tuple[pd.DataFrame, str]:
+    names = ["item_id", "title", "release_date", "video_release_date", "imdb_url", *ML100K_GENRES]
+    try:
+        items = pd.read_csv(path, sep="|", header=None, names=names, dtype=str, encoding="latin-1",
+                            keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot be parsed as MovieLens u.item ({exc}).") from None
+    flags = items[ML100K_GENRES].apply(pd.to_numeric, errors="coerce")
+    year = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce").dt.year
+    return items[["item_id", "title"]].assign(genres=flags.sum(axis=1), year=year,
+                                              **{g: flags[g] for g in ML100K_GENRES}), "items_movielens_100k"
+
+
+def read_item_table(path: Path) -> tuple[pd.DataFrame, str]:
+    """An item attribute table given as a file, with the name of its suite: MovieLens `u.item`,
+    `movies.dat` (`id::title::genre|genre`) or `movies.csv` (`movieId,title,genres`), each with its
+    genres as 0/1 columns and the year from the title; or any CSV/Parquet with an `item_id` column."""
+    check_path(path)
+    name = path.name.lower()
+    if name == "u.item":
+        return _movielens_100k_items(path)
+    if name in ("movies.dat", "movies.csv"):
+        if name == "movies.dat":
+            lines = _read_text_latin1(path)
+            parts = lines["line"].str.split("::", expand=True, regex=False).reindex(columns=range(3))
+            frame = pd.DataFrame({"item_id": parts[0], "title": parts[1], "genre_list": parts[2]})
+        else:
+            frame = _read_text(path).rename(columns={"movieId": "item_id", "genres": "genre_list"})
+        if "item_id" not in frame or "title" not in frame:
+            raise DataError(f"{path}: expected MovieLens movies with an id, a title and genres.")
+        genres = frame["genre_list"].fillna("").str.get_dummies(sep="|")
+        genres = genres.drop(columns=[c for c in genres if c.startswith("(no genres")], errors="ignore")
+        year = pd.to_numeric(frame["title"].str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce")
+        return frame[["item_id", "title"]].assign(year=year, **{f"genre_{g.lower()}": genres[g] for g in genres}), \
+            "items_table"
+    if name.endswith(".parquet"):
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for a bad file
+            raise DataError(f"{path}: not a readable Parquet file ({exc}).") from None
+    else:
+        frame = _read_text(path)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if "item_id" not in frame:
+        raise DataError(f"{path}: an item table needs an item_id column (it has {', '.join(frame.columns)}).")
+    return frame.assign(item_id=frame["item_id"].astype(str).str.strip()), "items_table"
+
+
+def _read_text_latin1(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep="\x01", header=None, names=["line"], dtype=str, quoting=3, encoding="latin-1")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty.") from None

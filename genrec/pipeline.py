@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from genrec import data as gdata
 from genrec import drift, preprocessing, registry
@@ -60,7 +61,7 @@ def check_item_attributes(raw: gdata.RawData, cfg: Config, validator: DataValida
     """The source's item attributes and their suite's report (None, None where it has none). A
     failing suite rejects the data if `validation.reject_bad_item_attributes`, else it warns and the
     attributes are not used."""
-    found = gdata.item_attributes(raw)
+    found = gdata.item_attributes(raw, cfg.data)
     if found is None:
         return None, None
     frame, suite = found
@@ -382,6 +383,19 @@ def train(data: Dataset, cfg: Config, options: FitOptions | None = None) -> Reco
 def evaluate(model: Recommender, data: Dataset, cfg: Config) -> EvalResult:
     """Full-ranking metrics on the test split, each test user conditioned on train + validation."""
     return evaluate_scores(model.score_users, data.seen("train", "validation"), data.test, cfg.eval.ks)
+
+
+def evaluate_cold_start(model: Recommender, data: Dataset, cfg: Config) -> dict[str, EvalResult]:
+    """The test split scored apart on warm items (some training or validation interaction) and
+    cold ones (none: only their attributes are known), each ranked among its own kind, for the
+    test users with a history to condition on."""
+    cold = np.zeros(data.n_items, dtype=bool)
+    cold[data.cold_items] = True
+    with_history = (np.diff(data.known.indptr) > 0).astype(np.float32)
+    truth = (sp.diags(with_history) @ data.test).tocsr()
+    seen = data.seen("train", "validation")
+    return {group: evaluate_scores(model.score_users, seen, truth, cfg.eval.ks, candidates=flags)
+            for group, flags in (("warm", ~cold), ("cold", cold))}
 
 
 def popularity_baseline(data: Dataset, gate_data: Dataset, cfg: Config) -> EvalResult:

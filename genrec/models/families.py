@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from genrec.errors import UsageError
 from genrec.models.cfgan.config import CFGANConfig
+from genrec.models.content import AttributePopConfig, ContentKNNConfig
 from genrec.models.ease import EASEConfig
 from genrec.models.itemknn import ItemKNNConfig
 from genrec.models.pop import PopConfig
@@ -59,6 +60,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            # Cross-entropy learns from every position of every history each epoch: its validation
            # curve is smooth and peaks early, so it needs less patience than a GAN on vectors.
            train={"patience": 10}),
+    Family("attribute-pop", AttributePopConfig, "genrec.models.content:AttributePop",
+           "the popularity of an item's attributes: what cold items of a popular kind get"),
+    Family("content-knn", ContentKNNConfig, "genrec.models.content:ContentKNN",
+           "an item scored like its nearest warm items by attributes"),
 )}
 
 

@@ -45,6 +45,9 @@ class SeqGANConfig:
     """Weight of the adversarial term beside the cross-entropy the generator keeps minimising."""
     lr_d: float = 1e-3
     """The discriminator's learning rate."""
+    attributes: bool = False
+    """Each item's embedding adds an encoder of its attributes (`Dataset.features`) to its id
+    embedding, so that items without interactions can be recommended (`model.attributes=true`)."""
 
     def __post_init__(self) -> None:
         at_least(self, 1, "dim", "layers", "heads", "max_len", "batch_size", "adv_patience")

@@ -12,9 +12,10 @@ import torch
 from genrec.dataset import Histories
 from genrec.models.base import Capabilities, ModelState, Recommender, Scorer, finite_scores
 from genrec.models.seqgan.config import SeqGANConfig
-from genrec.models.seqgan.networks import SequenceEncoder, score_histories
+from genrec.models.item_table import ItemAttributes
+from genrec.models.seqgan.networks import SequenceEncoder, folded, score_histories
 from genrec.models.seqgan.trainer import AdversarialTrainer, SeqTrainer
-from genrec.training import REFIT, FitOptions, LoopResult, resolve_device, train_loop
+from genrec.training import REFIT, SELECT, FitOptions, LoopResult, resolve_device, train_loop
 
 if TYPE_CHECKING:
     from genrec.dataset import Dataset
@@ -22,26 +23,34 @@ if TYPE_CHECKING:
 
 class SeqGAN(Recommender):
     name = "seqgan"
-    capabilities = Capabilities(uses_order=True, iterative=True)
+    capabilities = Capabilities(uses_order=True, uses_attributes=True, iterative=True)
 
     def fit(self, data: "Dataset", options: FitOptions | None = None) -> "SeqGAN":
         cfg, train = self.config, self.train_config
         options = options or FitOptions()
         device = resolve_device(train.device)
-        result = train_loop(lambda splits: SeqTrainer(cfg, data.histories(splits=splits), device, train.seed), data,
-                            train, options, name=self.name)
+        self._data = data
+        result = train_loop(lambda splits: SeqTrainer(cfg, data.histories(splits=splits), device, train.seed,
+                                                      self._attributes(splits)), data, train, options, name=self.name)
         self.chosen_params_ = {"epochs": result.best_epoch}
         self.twin_ = self.adversarial_ = None
         if cfg.adversarial:
             result = self._adversarial_stage(data, result, options, device)
         self.training_ = result
-        self.encoder_ = self._encoder(data.n_items, result.kept)
-        self._selected = result.selected if result.refit else None
+        self.encoder_ = self._encoder(data.n_items, result.kept, REFIT if result.refit else SELECT)
+        self._selected = self._encoder(data.n_items, result.selected, SELECT) if result.refit else None
         if result.refit:
             self.chosen_params_["refit"] = True
         self.trained_on_ = str(device)
         self._remember(data)
+        del self._data
         return self
+
+    def _attributes(self, splits: tuple[str, ...]) -> ItemAttributes | None:
+        """The item attributes of a model trained on `splits` (None unless `attributes` is on)."""
+        if not self.config.attributes:
+            return None
+        return ItemAttributes.of(self._data.features.matrix, self._data.histories(splits=splits).items)
 
     def _adversarial_stage(self, data: "Dataset", ce: LoopResult, options: FitOptions, device) -> LoopResult:
         """Train on from the cross-entropy stage `ce` against a discriminator; keep the result only
@@ -49,22 +58,24 @@ class SeqGAN(Recommender):
         cfg, train = self.config, self.train_config
         adversarial = train_loop(
             lambda splits: AdversarialTrainer(cfg, data.histories(splits=splits), device, train.seed,
+                                              self._attributes(splits),
                                               start=ce.kept if splits == REFIT else ce.selected),
             data, dataclasses.replace(train, patience=cfg.adv_patience), _second_stage(options, len(ce.history)),
             name=f"{self.name} adversarial")
         # For comparisons: the first stage is what `adversarial=false` keeps with the same seed (the
         # twin), and the second stage's best on validation is what it gives where it is kept.
-        self.twin_ = self._encoder(data.n_items, ce.kept)
-        self.adversarial_ = self._encoder(data.n_items, adversarial.kept)
+        self.twin_ = self._encoder(data.n_items, ce.kept, REFIT if ce.refit else SELECT)
+        self.adversarial_ = self._encoder(data.n_items, adversarial.kept, REFIT if adversarial.refit else SELECT)
         kept = ce.best_score is None or adversarial.best_score > ce.best_score
         self.chosen_params_["adversarial_epochs"] = adversarial.best_epoch if kept else 0
         return _both(ce, adversarial, kept)
 
-    def _encoder(self, n_items: int, weights: dict) -> SequenceEncoder:
-        """A CPU encoder with `weights` (fitted models serve on the CPU, wherever they trained)."""
-        encoder = SequenceEncoder(n_items, self.config)
+    def _encoder(self, n_items: int, weights: dict, splits: tuple[str, ...]) -> SequenceEncoder:
+        """A CPU encoder with `weights`, learnt from `splits` (fitted models serve on the CPU,
+        wherever they trained), its item attributes folded into its item table."""
+        encoder = SequenceEncoder(n_items, self.config, attributes=self._attributes(splits))
         encoder.load_state_dict({k: v.detach().to("cpu") for k, v in weights.items()})
-        return encoder.eval()
+        return folded(encoder).eval()
 
     def score(self, histories: Histories) -> np.ndarray:
         self._check_fitted()
@@ -75,8 +86,7 @@ class SeqGAN(Recommender):
         self._check_fitted()
         if self._selected is None:
             return self.score
-        selected = self._encoder(self.n_items_, self._selected)
-        return lambda histories: finite_scores(score_histories(selected, histories), "The sequence model")
+        return lambda histories: finite_scores(score_histories(self._selected, histories), "The sequence model")
 
     def get_state(self) -> ModelState:
         self._check_fitted()
@@ -88,10 +98,19 @@ class SeqGAN(Recommender):
         model = cls(config)
         model.n_items_, model.chosen_params_ = state.meta["n_items"], state.meta["chosen"]
         prefix = "encoder."
-        model.encoder_ = model._encoder(model.n_items_, {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in
-                                                        state.arrays.items() if k.startswith(prefix)})
+        weights = {_current_name(k[len(prefix):]): torch.from_numpy(np.array(v)) for k, v in state.arrays.items()
+                   if k.startswith(prefix)}
+        model.encoder_ = SequenceEncoder(model.n_items_, config)
+        model.encoder_.load_state_dict(weights)
+        model.encoder_.eval()
         model._selected = model.twin_ = model.adversarial_ = None
         return model
+
+
+def _current_name(key: str) -> str:
+    """A saved weight's name in today's encoder (the item embeddings were `items.weight` before the
+    item table could hold attributes)."""
+    return "items.ids.weight" if key == "items.weight" else key
 
 
 def _second_stage(options: FitOptions, after: int) -> FitOptions:

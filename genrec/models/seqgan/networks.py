@@ -1,7 +1,11 @@
 """The sequence encoder: item and position embeddings, a causal Transformer or a GRU, and the item
 embeddings again as the output layer (every item's score is its embedding's dot product with the
 encoder's state). Index 0 is padding; item i is index i + 1. Histories are right-padded, so that a
-causal step only ever reads real items."""
+causal step only ever reads real items.
+
+With item attributes, an item's embedding is its id embedding plus a linear encoder of its feature
+row (`genrec.models.item_table`), so that an item never seen in training is known by its
+attributes alone; `folded` turns such an encoder into a plain one for serving."""
 
 from __future__ import annotations
 
@@ -9,22 +13,24 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from genrec.dataset import Histories
+from genrec.models.item_table import ItemAttributes, ItemTable
 from genrec.models.seqgan.config import SeqGANConfig
 
 
 class SequenceEncoder(nn.Module):
-    def __init__(self, n_items: int, cfg: SeqGANConfig, seed: int = 0):
+    def __init__(self, n_items: int, cfg: SeqGANConfig, seed: int = 0, attributes: ItemAttributes | None = None):
         super().__init__()
         with torch.random.fork_rng(devices=[]):  # every initial weight from `seed`; the process's RNG untouched
             torch.manual_seed(seed)
-            self._build(n_items, cfg)
+            self._build(n_items, cfg, attributes)
 
-    def _build(self, n_items: int, cfg: SeqGANConfig) -> None:
+    def _build(self, n_items: int, cfg: SeqGANConfig, attributes: ItemAttributes | None) -> None:
         self.cfg = cfg
-        self.items = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
+        self.items = ItemTable(n_items, cfg.dim, attributes, padding=True)
         self.positions = nn.Embedding(cfg.max_len, cfg.dim)
         self.dropout = nn.Dropout(cfg.dropout)
         if cfg.encoder == "transformer":
@@ -39,12 +45,13 @@ class SequenceEncoder(nn.Module):
             for p in self.parameters():
                 if p.dim() > 1:
                     p.normal_(0.0, 0.02)
-            self.items.weight[0].zero_()
+            self.items.ids.weight[0].zero_()
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         """States (batch, length, dim) of right-padded index sequences (batch, length)."""
         length = seq.shape[1]
-        x = self.items(seq) * math.sqrt(self.cfg.dim) + self.positions(torch.arange(length, device=seq.device))
+        x = F.embedding(seq, self.items.table(), padding_idx=0) * math.sqrt(self.cfg.dim) + \
+            self.positions(torch.arange(length, device=seq.device))
         x = self.dropout(x)
         if self.cfg.encoder == "transformer":
             causal = nn.Transformer.generate_square_subsequent_mask(length, device=seq.device)
@@ -55,7 +62,18 @@ class SequenceEncoder(nn.Module):
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """Scores of every item (padding left out) for each state."""
-        return states @ self.items.weight[1:].T
+        return states @ self.items.table()[1:].T
+
+
+def folded(encoder: SequenceEncoder) -> SequenceEncoder:
+    """An encoder without attributes that scores exactly as `encoder` does: its item table computed
+    once into plain id embeddings (what a fitted model keeps and serves)."""
+    plain = SequenceEncoder(encoder.items.n_items, encoder.cfg)
+    state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("items.")}
+    with torch.no_grad():
+        state["items.ids.weight"] = encoder.items.table().detach().clone()
+    plain.load_state_dict(state)
+    return plain
 
 
 def padded(histories: Histories, max_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +92,7 @@ def score_histories(encoder: SequenceEncoder, histories: Histories, device: torc
                     batch: int = 512) -> np.ndarray:
     """Dense (rows, n_items) next-item scores; an empty history scores 0 everywhere."""
     encoder.eval()
-    n_items = encoder.items.num_embeddings - 1
+    n_items = encoder.items.n_items
     out = np.zeros((len(histories), n_items), dtype=np.float32)
     for start in range(0, len(histories), batch):
         part = histories.take(np.arange(start, min(start + batch, len(histories))))

@@ -27,20 +27,24 @@ import torch
 import torch.nn.functional as F
 
 from genrec.dataset import Histories
+from genrec.models.item_table import ItemAttributes
 from genrec.models.seqgan.config import SeqGANConfig
 from genrec.models.seqgan.networks import SequenceEncoder, padded, score_histories
 from genrec.training import copy_state
 
 
 class SeqTrainer:
-    """The encoder over `histories` (one per user, oldest first), its optimiser and random generators."""
+    """The encoder over `histories` (one per user, oldest first), its optimiser and random generators;
+    with `attributes`, the items' feature encoder inside its item table."""
 
-    def __init__(self, cfg: SeqGANConfig, histories: Histories, device: torch.device, seed: int):
+    def __init__(self, cfg: SeqGANConfig, histories: Histories, device: torch.device, seed: int,
+                 attributes: ItemAttributes | None = None):
         self.cfg = cfg
         self.histories = histories
         self.device = device
-        self.encoder = SequenceEncoder(histories.n_items, cfg, seed).to(device)
-        self.kept_encoder = SequenceEncoder(histories.n_items, cfg, seed).to(device)
+        self.attributes = attributes
+        self.encoder = SequenceEncoder(histories.n_items, cfg, seed, attributes).to(device)
+        self.kept_encoder = SequenceEncoder(histories.n_items, cfg, seed, attributes).to(device)
         self.kept_encoder.load_state_dict(self.encoder.state_dict())
         self.opt = torch.optim.AdamW(self.encoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # A history of one item has no next item to learn from.
@@ -120,11 +124,11 @@ class AdversarialTrainer(SeqTrainer):
     against a discriminator started as a copy of it."""
 
     def __init__(self, cfg: SeqGANConfig, histories: Histories, device: torch.device, seed: int,
-                 start: dict[str, Any]):
-        super().__init__(cfg, histories, device, seed)
+                 attributes: ItemAttributes | None, start: dict[str, Any]):
+        super().__init__(cfg, histories, device, seed, attributes)
         self.encoder.load_state_dict(start)
         self.kept_encoder.load_state_dict(start)
-        self.discriminator = SequenceEncoder(histories.n_items, cfg, seed).to(device)
+        self.discriminator = SequenceEncoder(histories.n_items, cfg, seed, attributes).to(device)
         self.discriminator.load_state_dict(start)
         self.opt_d = torch.optim.AdamW(self.discriminator.parameters(), lr=cfg.lr_d, weight_decay=cfg.weight_decay)
 

@@ -1,0 +1,132 @@
+"""The cold-start baselines: models that know an item by its attributes (`Dataset.features`).
+
+`attribute-pop` scores every item by the popularity of the attributes it has: each feature's
+popularity is the interaction count of the warm items that have it, weighted by how much they have
+it, and an item's score is its features' popularity weighted by its own feature values. The same
+ranking for everyone; a cold item ranks where its kind of item ranks.
+
+`content-knn` scores an item like its k nearest warm items by attribute (cosine of the feature
+rows): a user's score for item j is the sum of j's similarities to the items in the user's history.
+An item without attributes has no neighbour and scores 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from genrec.dataset import Histories
+from genrec.models.base import Capabilities, ModelState, Recommender
+
+if TYPE_CHECKING:
+    from genrec.dataset import Dataset
+    from genrec.training import FitOptions
+
+
+@dataclass(frozen=True)
+class AttributePopConfig:
+    """Attribute popularity has no hyperparameters."""
+
+
+@dataclass(frozen=True)
+class ContentKNNConfig:
+    neighbours: int = 50
+    """The warm items each item is scored by: its most similar by attributes."""
+
+    def __post_init__(self) -> None:
+        if self.neighbours < 1:
+            raise ValueError(f"neighbours must be at least 1, got {self.neighbours}")
+
+
+def _warm(data: "Dataset") -> np.ndarray:
+    return np.asarray(data.known.sum(axis=0)).ravel() > 0
+
+
+class AttributePop(Recommender):
+    name = "attribute-pop"
+    capabilities = Capabilities(uses_attributes=True)
+
+    def fit(self, data: "Dataset", options: "FitOptions | None" = None) -> "AttributePop":
+        features = data.features.matrix
+        counts = np.asarray(data.known.sum(axis=0)).ravel().astype(np.float64)
+        weight = np.asarray(features.sum(axis=0)).ravel()  # every item, cold ones included
+        per_feature = np.divide(features.T @ counts, weight, out=np.zeros_like(weight), where=weight > 0)
+        self.popularity_ = np.asarray(features @ per_feature, dtype=np.float32).ravel()
+        self.chosen_params_: dict = {}
+        self._remember(data)
+        return self
+
+    def score(self, histories: Histories) -> np.ndarray:
+        self._check_fitted()
+        return np.broadcast_to(self.popularity_, (len(histories), len(self.popularity_)))
+
+    def get_state(self) -> ModelState:
+        self._check_fitted()
+        return ModelState(arrays={"popularity": self.popularity_}, meta={"n_items": self.n_items_})
+
+    @classmethod
+    def from_state(cls, config: AttributePopConfig, state: ModelState) -> "AttributePop":
+        model = cls(config)
+        model.popularity_ = np.asarray(state.arrays["popularity"], dtype=np.float32)
+        model.n_items_, model.chosen_params_ = state.meta["n_items"], {}
+        return model
+
+
+def content_neighbours(features: sp.csr_matrix, warm: np.ndarray, k: int, block: int = 2048) -> sp.csr_matrix:
+    """Items x items: row j holds j's k most similar warm items by cosine of the (L2-normalised)
+    feature rows, j itself left out; no similarity is kept that is not positive."""
+    n = features.shape[0]
+    warm_idx = np.flatnonzero(warm)
+    if len(warm_idx) == 0 or features.shape[1] == 0:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    warm_t = features[warm_idx].T.tocsc()
+    kk = min(k, len(warm_idx))
+    rows, cols, vals = [], [], []
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        sims = (features[start:stop] @ warm_t).toarray()
+        own = np.flatnonzero((warm_idx >= start) & (warm_idx < stop))
+        sims[warm_idx[own] - start, own] = 0.0
+        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        top_vals = np.take_along_axis(sims, top, axis=1)
+        keep = (top_vals > 0).ravel()
+        rows.append(np.repeat(np.arange(start, stop), kk)[keep])
+        cols.append(warm_idx[top.ravel()[keep]])
+        vals.append(top_vals.ravel()[keep])
+    return sp.csr_matrix((np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(n, n))
+
+
+class ContentKNN(Recommender):
+    name = "content-knn"
+    capabilities = Capabilities(uses_attributes=True)
+
+    def fit(self, data: "Dataset", options: "FitOptions | None" = None) -> "ContentKNN":
+        # Row j: j's neighbours; a user's scores are history @ neighbours^T.
+        self.similarity_ = content_neighbours(data.features.matrix, _warm(data), self.config.neighbours).T.tocsr()
+        self.chosen_params_: dict = {}
+        self._remember(data)
+        return self
+
+    def score(self, histories: Histories) -> np.ndarray:
+        self._check_fitted()
+        return (histories.matrix() @ self.similarity_).toarray()
+
+    def get_state(self) -> ModelState:
+        self._check_fitted()
+        s = self.similarity_
+        return ModelState(arrays={"similarity.data": s.data, "similarity.indices": s.indices,
+                                  "similarity.indptr": s.indptr}, meta={"n_items": self.n_items_})
+
+    @classmethod
+    def from_state(cls, config: ContentKNNConfig, state: ModelState) -> "ContentKNN":
+        model = cls(config)
+        n = model.n_items_ = state.meta["n_items"]
+        a = state.arrays
+        model.similarity_ = sp.csr_matrix((a["similarity.data"], a["similarity.indices"], a["similarity.indptr"]),
+                                          shape=(n, n))
+        model.chosen_params_ = {}
+        return model
