@@ -217,8 +217,12 @@ def train_flow(
         if earlier is not None:
             logger.warning("resuming the training of run %s from its checkpoint %s", resumed_from, checkpoint.file)
         registry.log_input(prepared.frame(), name=path.name, source=path.resolve().as_uri(), digest=prepared.fingerprint)
+        attributes = pipeline.attributes_used(prepared, cfg)
+        if attributes is not None:
+            logger.info("item attributes used: %s", attributes)
         run.log_dict({"cleaning": checked.cleaning, "prepared": prepared.stats, "validation": checked.outcomes,
-                      "drift": [c.as_dict() for c in checked.drift.checks]}, "data_quality.json")
+                      "drift": [c.as_dict() for c in checked.drift.checks], "attributes": attributes},
+                     "data_quality.json")
         checkpoint.write_info(status="training", digest=digest, data_fingerprint=prepared.fingerprint,
                               pid=os.getpid(), mlflow_run_id=run.run_id, flow_run_id=flow_run_id)
         model = train(prepared, cfg, run, checkpoint, resume=earlier is not None)
@@ -294,6 +298,7 @@ def train_flow(
         "data_fingerprint": prepared.fingerprint,
         "dataset": prepared.stats,
         "cleaning": checked.cleaning,
+        "attributes": attributes,
         "drift": [c.as_dict() for c in checked.drift.checks],
         "resumed_from": resumed_from,
         "closed_runs": closed_runs,

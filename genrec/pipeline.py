@@ -166,7 +166,10 @@ def validate(path: Path, cfg: Config, validator: DataValidator, reports: list[Va
 
 
 def prepare(checked: Checked, cfg: Config) -> Dataset:
-    data = preprocessing.prepare(checked.implicit, cfg.prepare, items=checked.items)
+    # A table given on its own (`--items`) is the shop's catalogue: its items without interactions
+    # are items too; a source's own table (Online Retail's, built from the log) only describes.
+    data = preprocessing.prepare(checked.implicit, cfg.prepare, items=checked.items,
+                                 catalogue=cfg.data.items is not None)
     data.feature_config = cfg.features
     folder = datasets_dir(data.fingerprint)
     if not (folder / "dataset.json").is_file():
@@ -193,6 +196,16 @@ def _model_capabilities(cfg: Config):
         return first
     second = capabilities(cfg.model.blend, cfg.model.section(cfg.model.blend))
     return dataclasses.replace(first, uses_order=first.uses_order or second.uses_order)
+
+
+def attributes_used(data: Dataset, cfg: Config) -> dict[str, Any] | None:
+    """What the configured model reads of the item attributes (which columns, featurised how, and
+    how many items had none), or None where it reads none: a family that can use attributes does
+    unless its section switches them off (`model.attributes=false`)."""
+    names = [cfg.model.name] + ([cfg.model.blend] if cfg.model.blend != "none" else [])
+    uses = any(capabilities(n, cfg.model.section(n)).uses_attributes and getattr(cfg.model.section(n), "attributes", True)
+               for n in names)
+    return data.features.report() if uses else None
 
 
 def check_trainable(cfg: Config, served: bool) -> None:

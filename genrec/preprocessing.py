@@ -156,17 +156,27 @@ def _stats(data: Dataset) -> dict[str, float]:
             "density": len(data.events) / max(1, data.n_users * data.n_items)}
 
 
-def prepare(implicit: pd.DataFrame, prepare: "PrepareConfig", items: pd.DataFrame | None = None) -> Dataset:
+def prepare(implicit: pd.DataFrame, prepare: "PrepareConfig", items: pd.DataFrame | None = None,
+            catalogue: bool = False) -> Dataset:
     """Id maps, split and fingerprint of the implicit interactions (and the item attribute table,
-    aligned to the item ids, where the source has one)."""
+    aligned to the item ids, where the source has one). With `catalogue`, the table's items that
+    have no interaction are items of the dataset too (known by their attributes alone)."""
     user_codes, user_ids = pd.factorize(implicit["user_id"], sort=True)
-    item_codes, item_ids = pd.factorize(implicit["item_id"], sort=True)
+    if catalogue and items is not None:
+        every = pd.concat([implicit["item_id"].astype(str), items["item_id"].astype(str)])
+        item_ids = pd.Index(every.unique()).sort_values()
+        item_codes = item_ids.get_indexer(implicit["item_id"].astype(str))
+    else:
+        item_codes, item_ids = pd.factorize(implicit["item_id"], sort=True)
     time = _seconds(implicit["timestamp"])
     part = split_interactions(user_codes, time, len(user_ids), prepare)
     events = Events.build(user_codes, item_codes, time, part)
     item_ids = np.asarray(item_ids, dtype=object)
+    digest = fingerprint(implicit, prepare)
+    if catalogue and items is not None:  # the same interactions over another catalogue are another dataset
+        digest = hashlib.sha256((digest + "\n".join(item_ids.astype(str))).encode()).hexdigest()[:16]
     data = Dataset(user_ids=np.asarray(user_ids, dtype=object), item_ids=item_ids, events=events,
-                   fingerprint=fingerprint(implicit, prepare), items=_aligned(items, item_ids),
+                   fingerprint=digest, items=_aligned(items, item_ids),
                    exclude_seen=prepare.exclude_seen)
     data.stats = _stats(data)
     log.info("prepared %s", data.stats)

@@ -14,13 +14,15 @@ def training_curves(history: Sequence[dict[str, float]]):
 
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for key, label in (("d_loss", "discriminator"), ("g_loss", "generator")):
-        if history and key in history[0]:
-            ax_loss.plot(epochs, [h[key] for h in history], label=label)
+    for key, label in (("d_loss", "discriminator"), ("g_loss", "generator"), ("ce_loss", "cross-entropy")):
+        points = [(e, h[key]) for e, h in zip(epochs, history) if key in h]
+        if points:
+            ax_loss.plot(*zip(*points), label=label)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
-    ax_loss.legend()
-    ax_loss.set_title("Adversarial losses")
+    if ax_loss.lines:
+        ax_loss.legend()
+    ax_loss.set_title("Training losses")
     val = [h.get("val_ndcg@20") for h in history]
     if any(v is not None for v in val):
         ax_val.plot(epochs, val, color="tab:green")
@@ -68,6 +70,11 @@ def run_markdown(result: dict[str, Any]) -> str:
         parts.append(f"## Gate: {verdict}\n" + "\n".join(f"- {r}" for r in decision.get("reasons", [])))
     if result.get("cleaning"):
         parts.append("## Cleaning\n" + _table([(k, v) for k, v in result["cleaning"].items()], ("step", "rows")))
+    attributes = result.get("attributes")
+    if attributes:
+        parts.append("## Item attributes used\n" + _table(list(attributes["columns"].items()), ("column", "as"))
+                     + f"\n\n{attributes['features']} features; {attributes['items_without_attributes']} of "
+                       f"{attributes['items']} items had none (known by their interactions alone).")
     if result.get("drift"):
         rows = [(c["metric"], _fmt(c["value"]), _fmt(c["threshold"]), c["action"],
                  "pass" if c["passed"] else f"**{c['action'].upper()}**") for c in result["drift"]]

@@ -97,11 +97,14 @@ def test_the_cold_start_split_scores_warm_and_cold_items_apart():
     ("content-knn", [], 0.95, 1.0),
     ("seqgan", ["model.attributes=true"], 0.95, 1.0),
     ("seqgan", [], 0.0, 0.6),  # the id-only twin: a cold item's embedding is untrained
+    ("cfgan", ["model.attributes=true"], 0.95, 1.0),
+    ("cfgan", [], 0.0, 0.6),
     ("attribute-pop", [], 0.0, 0.6),  # the same ranking for everyone: the genres are equally popular
 ])
 def test_only_attributes_tell_which_cold_items_a_user_wants(family, overrides, least, most):
     data = genre_shop()
-    extra = ["model.dim=32", "model.layers=1", "model.adversarial=false", "train.epochs=60"] if family == "seqgan" else []
+    extra = {"seqgan": ["model.dim=32", "model.layers=1", "model.adversarial=false", "train.epochs=60"],
+             "cfgan": ["model.scheme=ZR", "train.epochs=60", "train.patience=60"]}.get(family, [])
     cfg = load_config("tiny", [f"model.name={family}", *extra, *overrides])
     groups = pipeline.evaluate_cold_start(make_model(cfg).fit(data), data, cfg)
     # Among 16 cold items, each user's genre has 4: recall@5 by chance is about 5/16.

@@ -8,6 +8,10 @@ ranking for everyone; a cold item ranks where its kind of item ranks.
 `content-knn` scores an item like its k nearest warm items by attribute (cosine of the feature
 rows): a user's score for item j is the sum of j's similarities to the items in the user's history.
 An item without attributes has no neighbour and scores 0.
+
+In both, ties (items of the same attributes, or with none) go to the more popular item: a millionth
+of an item's share of the largest count is added to its score, which with no attribute table at all
+leaves popularity.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ def _warm(data: "Dataset") -> np.ndarray:
     return np.asarray(data.known.sum(axis=0)).ravel() > 0
 
 
+def _tie_break(data: "Dataset") -> np.ndarray:
+    counts = np.asarray(data.known.sum(axis=0)).ravel().astype(np.float64)
+    return (1e-6 * counts / max(counts.max(initial=0.0), 1.0)).astype(np.float32)
+
+
 class AttributePop(Recommender):
     name = "attribute-pop"
     capabilities = Capabilities(uses_attributes=True)
@@ -54,7 +63,7 @@ class AttributePop(Recommender):
         counts = np.asarray(data.known.sum(axis=0)).ravel().astype(np.float64)
         weight = np.asarray(features.sum(axis=0)).ravel()  # every item, cold ones included
         per_feature = np.divide(features.T @ counts, weight, out=np.zeros_like(weight), where=weight > 0)
-        self.popularity_ = np.asarray(features @ per_feature, dtype=np.float32).ravel()
+        self.popularity_ = np.asarray(features @ per_feature, dtype=np.float32).ravel() + _tie_break(data)
         self.chosen_params_: dict = {}
         self._remember(data)
         return self
@@ -107,19 +116,21 @@ class ContentKNN(Recommender):
     def fit(self, data: "Dataset", options: "FitOptions | None" = None) -> "ContentKNN":
         # Row j: j's neighbours; a user's scores are history @ neighbours^T.
         self.similarity_ = content_neighbours(data.features.matrix, _warm(data), self.config.neighbours).T.tocsr()
+        self.tie_break_ = _tie_break(data)
         self.chosen_params_: dict = {}
         self._remember(data)
         return self
 
     def score(self, histories: Histories) -> np.ndarray:
         self._check_fitted()
-        return (histories.matrix() @ self.similarity_).toarray()
+        return (histories.matrix() @ self.similarity_).toarray() + self.tie_break_
 
     def get_state(self) -> ModelState:
         self._check_fitted()
         s = self.similarity_
         return ModelState(arrays={"similarity.data": s.data, "similarity.indices": s.indices,
-                                  "similarity.indptr": s.indptr}, meta={"n_items": self.n_items_})
+                                  "similarity.indptr": s.indptr, "tie_break": self.tie_break_},
+                          meta={"n_items": self.n_items_})
 
     @classmethod
     def from_state(cls, config: ContentKNNConfig, state: ModelState) -> "ContentKNN":
@@ -128,5 +139,6 @@ class ContentKNN(Recommender):
         a = state.arrays
         model.similarity_ = sp.csr_matrix((a["similarity.data"], a["similarity.indices"], a["similarity.indptr"]),
                                           shape=(n, n))
+        model.tie_break_ = np.asarray(a["tie_break"], dtype=np.float32)
         model.chosen_params_ = {}
         return model

@@ -5,6 +5,9 @@ with attributes, a linear encoder of the item's feature row (`Dataset.features`)
 
 An item with no training interaction (cold) has an id embedding nothing trained, so it is left out
 and the item is known by its attributes alone; an item without attributes is known by its id alone.
+While training, `id_dropout` leaves out the id rows of a random share of the warm items at each
+step as well (DropoutNet, Volkovs et al. 2017), so that the attribute encoder learns to stand for
+an item on its own, as it must for a cold one.
 The table is computed for the whole catalogue at once with a sparse product, whose cost is the
 features' non-zeros times the width.
 """
@@ -46,9 +49,12 @@ class ItemTable(nn.Module):
     """`n_items` rows of width `dim` (one more in front, all zero, with `padding`: index 0 then
     pads and item i is row i + 1)."""
 
-    def __init__(self, n_items: int, dim: int, attributes: ItemAttributes | None = None, padding: bool = False):
+    def __init__(self, n_items: int, dim: int, attributes: ItemAttributes | None = None, padding: bool = False,
+                 id_dropout: float = 0.0):
         super().__init__()
-        self.n_items, self.offset = n_items, int(padding)
+        self.n_items, self.offset, self.id_dropout = n_items, int(padding), id_dropout
+        self.rng: torch.Generator | None = None
+        """Where the id dropout draws from (None: torch's default generator)."""
         self.ids = nn.Embedding(n_items + self.offset, dim, padding_idx=0 if padding else None)
         self.attributes = None
         if attributes is not None:
@@ -67,4 +73,8 @@ class ItemTable(nn.Module):
         """Every row, attributes included."""
         if self.attributes is None:
             return self.ids.weight
-        return self.ids.weight * self.id_kept + torch.sparse.mm(self.features, self.attributes.weight.T)
+        kept = self.id_kept
+        if self.training and self.id_dropout > 0:
+            drawn = torch.rand(kept.shape, device=kept.device, generator=self.rng)
+            kept = kept * (drawn >= self.id_dropout)
+        return self.ids.weight * kept + torch.sparse.mm(self.features, self.attributes.weight.T)

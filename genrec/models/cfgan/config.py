@@ -58,6 +58,13 @@ class CFGANConfig:
     """Passes over the rows for G per epoch."""
     d_steps: int = 2
     """Passes over the rows for D per epoch."""
+    attributes: bool = False
+    """The generator's output layer adds an encoder of each item's attributes (`Dataset.features`)
+    to its weights for that item, so that items without interactions get scores
+    (`model.attributes=true`; user-based only)."""
+    id_dropout: float = 0.0
+    """With attributes: the share of warm items whose id weights are left out at each generator
+    step, so that attributes learn to stand for an item alone (as for a cold one)."""
 
     def __post_init__(self) -> None:
         at_least(self, 1, "hidden_g", "hidden_d", "batch_g", "batch_d")
@@ -65,11 +72,16 @@ class CFGANConfig:
         for name in ("zr_ratio", "pm_ratio", "ema_decay"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        if not 0.0 <= self.id_dropout < 1.0:
+            raise ValueError(f"id_dropout must be at least 0 and below 1, got {self.id_dropout}")
         if not 0.0 <= self.input_dropout < 1.0:
             raise ValueError(f"input_dropout must be at least 0 and below 1, got {self.input_dropout}")
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be above 0, got {getattr(self, name)}")
+        if self.attributes and self.mode == "item":
+            raise ValueError("attributes describe items, and an item-based generator's outputs are users: "
+                             "use mode=user with attributes")
         for name in ("gp_weight", "zr_coefficient", "reg_g", "reg_d"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}")

@@ -16,9 +16,10 @@ from genrec.dataset import Histories
 from genrec.errors import UsageError
 from genrec.models.base import Capabilities, ModelState, Recommender, Scorer, finite_scores
 from genrec.models.cfgan.config import CFGANConfig
-from genrec.models.cfgan.networks import Generator, generate
+from genrec.models.cfgan.networks import Generator, folded, generate
 from genrec.models.cfgan.trainer import CFGANTrainer
-from genrec.training import TrainConfig, resolve_device, train_loop
+from genrec.models.item_table import ItemAttributes
+from genrec.training import REFIT, SELECT, TrainConfig, resolve_device, train_loop
 
 if TYPE_CHECKING:
     from genrec.dataset import Dataset
@@ -31,7 +32,7 @@ class CFGAN(Recommender):
     """CFGAN, user- or item-based."""
 
     name = "cfgan"
-    capabilities = Capabilities(iterative=True)
+    capabilities = Capabilities(uses_attributes=True, iterative=True)
 
     def __init__(self, config: CFGANConfig | None = None, train: TrainConfig | None = None):
         super().__init__(config or CFGANConfig(), train or TrainConfig())
@@ -40,12 +41,15 @@ class CFGAN(Recommender):
         cfg, train = self.config, self.train_config
         device = resolve_device(train.device)
         oriented = (lambda m: m) if cfg.mode == "user" else (lambda m: m.T.tocsr())
-        result = train_loop(lambda splits: CFGANTrainer(cfg, oriented(data.matrix(*splits)), device, train.seed), data,
-                            train, options, name=self.name)
+        self._data = data
+        result = train_loop(lambda splits: CFGANTrainer(cfg, oriented(data.matrix(*splits)), device, train.seed,
+                                                        self._attributes(splits)), data, train, options, name=self.name)
         self.training_ = result
         self.width_ = data.n_items if cfg.mode == "user" else data.n_users
-        self.generator_ = self._generator(result.kept)
-        self._selected = result.selected if result.refit else None  # for validation_scorer, not kept
+        self.generator_ = self._generator(result.kept, REFIT if result.refit else SELECT)
+        # for validation_scorer, not kept
+        self._selected = self._generator(result.selected, SELECT) if result.refit else None
+        del self._data
         self.chosen_params_ = {"epochs": result.best_epoch, **({"refit": True} if result.refit else {})}
         self.trained_on_ = str(device)
         self._remember(data)
@@ -53,11 +57,19 @@ class CFGAN(Recommender):
             self.known_matrix_ = data.known
         return self
 
-    def _generator(self, weights: dict) -> Generator:
-        """A CPU generator with `weights` (fitted models serve on the CPU, wherever they trained)."""
-        generator = Generator(self.width_, self.config.hidden_g, self.config.layers_g)
+    def _attributes(self, splits: tuple[str, ...]) -> ItemAttributes | None:
+        """The item attributes of a generator trained on `splits` (None unless `attributes` is on)."""
+        if not self.config.attributes:
+            return None
+        return ItemAttributes.of(self._data.features.matrix, self._data.matrix(*splits).indices)
+
+    def _generator(self, weights: dict, splits: tuple[str, ...] | None = None) -> Generator:
+        """A CPU generator with `weights`, learnt from `splits` (fitted models serve on the CPU,
+        wherever they trained), its item attributes folded into its output layer."""
+        attributes = None if splits is None else self._attributes(splits)
+        generator = Generator(self.width_, self.config.hidden_g, self.config.layers_g, attributes=attributes)
         generator.load_state_dict({k: v.detach().to("cpu") for k, v in weights.items()})
-        return generator.eval()
+        return folded(generator).eval()
 
     def score(self, histories: Histories) -> np.ndarray:
         self._check_fitted()
@@ -80,8 +92,7 @@ class CFGAN(Recommender):
         self._check_fitted()
         if self._selected is None:
             return self.score
-        selected = self._generator(self._selected)
-        return lambda histories: finite_scores(generate(selected, histories.matrix()), "CFGAN")
+        return lambda histories: finite_scores(generate(self._selected, histories.matrix()), "CFGAN")
 
     def get_state(self) -> ModelState:
         self._check_fitted()

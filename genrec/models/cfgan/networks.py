@@ -1,4 +1,9 @@
-"""CFGAN's two networks: forward passes only (training lives in `trainer.py`)."""
+"""CFGAN's two networks: forward passes only (training lives in `trainer.py`).
+
+With item attributes, the generator's output layer reads each item's weights from an item table
+(`genrec.models.item_table`: its id row, plus an encoder of its features that starts at zero), so
+that an item without interactions gets a score from its attributes; `folded` turns such a
+generator back into a plain one for serving."""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from genrec.models.item_table import ItemAttributes, ItemTable
 
 
 class SparseRows(NamedTuple):
@@ -64,17 +71,54 @@ def _mlp(n_in: int, hidden: int, layers: int, n_out: int, generator: torch.Gener
     return nn.Sequential(*mods)
 
 
+class ItemsOut(nn.Module):
+    """An output layer over items whose weight rows come from an item table with attributes, started
+    from `linear` (its id rows and bias; the attribute encoder at zero, so that the start is the
+    id-only layer's). A cold item's bias, which nothing trains, is left out with its id row."""
+
+    def __init__(self, linear: nn.Linear, attributes: ItemAttributes, id_dropout: float = 0.0):
+        super().__init__()
+        self.items = ItemTable(linear.out_features, linear.in_features, attributes, id_dropout=id_dropout)
+        with torch.no_grad():
+            self.items.ids.weight.copy_(linear.weight)
+            self.items.attributes.weight.zero_()
+        self.bias = nn.Parameter(linear.bias.detach().clone())
+        self.register_buffer("bias_kept", self.items.id_kept[:, 0].clone(), persistent=False)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias * self.bias_kept, hidden, self.items.table().T)
+
+    def linear(self) -> nn.Linear:
+        """The plain layer that computes the same."""
+        layer = nn.Linear(self.items.ids.weight.shape[1], self.items.n_items)
+        with torch.no_grad():
+            layer.weight.copy_(self.items.table())
+            layer.bias.copy_(self.bias * self.bias_kept)
+        return layer
+
+
 class Generator(nn.Module):
     """A user's purchase vector (the condition, dense or `SparseRows`) in, a preference score for
     every item out."""
 
-    def __init__(self, n_items: int, hidden: int, layers: int, generator: torch.Generator | None = None):
+    def __init__(self, n_items: int, hidden: int, layers: int, generator: torch.Generator | None = None,
+                 attributes: ItemAttributes | None = None, id_dropout: float = 0.0):
         super().__init__()
         self.net = _mlp(n_items, hidden, layers, n_items, generator)
         self.net[0] = ItemsIn.like(self.net[0])  # the same layer and start, able to read sparse conditions
+        if attributes is not None:
+            self.net[-1] = ItemsOut(self.net[-1], attributes, id_dropout)
 
     def forward(self, condition: torch.Tensor | SparseRows) -> torch.Tensor:
         return self.net(condition)
+
+
+def folded(generator: Generator) -> Generator:
+    """`generator` with a plain output layer that computes the same (what a fitted model keeps)."""
+    last = generator.net[-1]
+    if isinstance(last, ItemsOut):
+        generator.net[-1] = last.linear()
+    return generator
 
 
 class Discriminator(nn.Module):

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from genrec.models.cfgan.config import CFGANConfig
 from genrec.models.cfgan.networks import Discriminator, Generator, SparseRows, generate
+from genrec.models.item_table import ItemAttributes
 from genrec.training import copy_state
 
 FUSED = {"fused": True}  # one kernel per optimiser step instead of several per parameter
@@ -36,13 +37,14 @@ class CFGANTrainer:
     """G and D over the rows of `rows` (users x items in user mode, items x users in item mode),
     their optimisers, the generator's weight average and the random generators they draw from."""
 
-    def __init__(self, cfg: CFGANConfig, rows: sp.csr_matrix, device: torch.device, seed: int):
+    def __init__(self, cfg: CFGANConfig, rows: sp.csr_matrix, device: torch.device, seed: int,
+                 attributes: ItemAttributes | None = None):
         self.cfg = cfg
         self.rows = rows.tocsr().astype(np.float32)
         self.device = device
         width = self.rows.shape[1]
         start = torch.Generator().manual_seed(seed)  # the networks' initial weights
-        self.generator = Generator(width, cfg.hidden_g, cfg.layers_g, start).to(device)
+        self.generator = Generator(width, cfg.hidden_g, cfg.layers_g, start, attributes, cfg.id_dropout).to(device)
         self.discriminator = Discriminator(width, cfg.hidden_d, cfg.layers_d, start).to(device)
         # WGAN-GP's critic and generator train with Adam's momentum off (Gulrajani et al., 2017).
         betas = {"betas": (0.0, 0.9)} if cfg.loss == "wgan-gp" else {}
@@ -63,6 +65,8 @@ class CFGANTrainer:
         self.active = np.flatnonzero(np.diff(self.rows.indptr) > 0)
         self.rng = np.random.default_rng(seed)
         self.torch_rng = torch.Generator(device=device).manual_seed(seed)
+        if attributes is not None:  # the id dropout draws from the trainer's generator too
+            self.generator.net[-1].items.rng = self.torch_rng
 
     @property
     def kept_generator(self) -> Generator:

@@ -48,11 +48,15 @@ class SeqGANConfig:
     attributes: bool = False
     """Each item's embedding adds an encoder of its attributes (`Dataset.features`) to its id
     embedding, so that items without interactions can be recommended (`model.attributes=true`)."""
+    id_dropout: float = 0.0
+    """With attributes: the share of warm items whose id embedding is left out at each training
+    step, so that attributes learn to stand for an item alone (as for a cold one)."""
 
     def __post_init__(self) -> None:
         at_least(self, 1, "dim", "layers", "heads", "max_len", "batch_size", "adv_patience")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "id_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.lr <= 0 or self.lr_d <= 0 or self.weight_decay < 0 or self.adv_weight < 0:
             raise ValueError(f"lr and lr_d must be positive, weight_decay and adv_weight at least 0, got {self.lr}, "
                              f"{self.lr_d}, {self.weight_decay}, {self.adv_weight}")

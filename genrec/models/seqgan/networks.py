@@ -30,7 +30,7 @@ class SequenceEncoder(nn.Module):
 
     def _build(self, n_items: int, cfg: SeqGANConfig, attributes: ItemAttributes | None) -> None:
         self.cfg = cfg
-        self.items = ItemTable(n_items, cfg.dim, attributes, padding=True)
+        self.items = ItemTable(n_items, cfg.dim, attributes, padding=True, id_dropout=cfg.id_dropout)
         self.positions = nn.Embedding(cfg.max_len, cfg.dim)
         self.dropout = nn.Dropout(cfg.dropout)
         if cfg.encoder == "transformer":
