@@ -60,3 +60,36 @@ def test_a_generator_recommends_new_catalogue_items_by_their_attributes(family, 
         assert run.exit_code == 0, run.stderr
         twin = json.loads(run.stdout)
         assert twin["attributes"] is None and twin["dataset"]["items"] == 120
+
+
+def test_evaluate_a_cold_start_split_from_the_command_line(tmp_path):
+    """Users of four categories buy six of its old items before the cutoff, then one old and one new
+    item after it; the new items are first seen after the cutoff: cold."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows, t0 = [], 1_600_000_000
+    for c in range(4):
+        for j in range(15):
+            user = f"u{c}-{j}"
+            rows += [(user, f"i{c}-{i}", t0 + k) for k, i in enumerate(rng.permutation(20)[:6])]
+            rows += [(user, f"i{c}-{rng.integers(20)}", t0 + 10_000), (user, f"new{c}-{rng.integers(5)}", t0 + 10_001)]
+    log, items = tmp_path / "log.csv", tmp_path / "items.csv"
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(log, index=False)
+    table = pd.DataFrame([(f"i{c}-{i}", f"c{c}") for c in range(4) for i in range(20)] +
+                         [(f"new{c}-{i}", f"c{c}") for c in range(4) for i in range(5)], columns=["item_id", "category"])
+    table.to_csv(items, index=False)
+    cutoff = pd.Timestamp(t0 + 5_000, unit="s").isoformat()
+    with home_env(tmp_path / "home"):
+        run = CliRunner().invoke(app, ["evaluate", "--data", str(log), "--format", "csv", "--items", str(items),
+                                       "--split", "cold-start", "--cutoff", cutoff, "--model", "content-knn",
+                                       "--config", "tiny", "--json"])
+        assert run.exit_code == 0, run.stderr
+        out = json.loads(run.stdout)
+        assert out["model"] == "content-knn" and out["cutoff"] == cutoff
+        assert out["cold_items"] == 20 and out["warm_items"] == 80 and out["users"] == {"warm": 60, "cold": 60}
+        # A new item's category names its buyers' category: its 5 cold items of that category come first.
+        assert out["cold"]["recall@5"] == 1.0
+        bad = CliRunner().invoke(app, ["evaluate", "--data", str(log), "--format", "csv", "--split", "cold-start",
+                                       "--cutoff", "2031-01-01", "--model", "pop", "--config", "tiny"])
+        assert bad.exit_code == 2 and "pick a date inside the log" in bad.stderr
