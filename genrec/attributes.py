@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from genrec.config import FeatureConfig
+from genrec.attributes_config import FeatureConfig
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from genrec.attributes_config import FeatureConfig
 from genrec.errors import UsageError
 from genrec.models.families import DEFAULT, FAMILIES
 from genrec.ranges import at_least, between
@@ -95,26 +96,6 @@ class PrepareConfig:
                 datetime.fromisoformat(self.cutoff)
             except ValueError:
                 raise ValueError(f"cutoff must be an ISO date or time, got {self.cutoff!r}") from None
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    """How item attributes become features (`features.*`)."""
-
-    topics: int = 16
-    """LDA topics drawn from each free-text column."""
-    vocabulary: int = 5000
-    """The most frequent words of a free-text column kept: its TF-IDF features and the topics' input."""
-    bins: int = 4
-    """Quantile bins of each numeric column (a price, a year)."""
-    text_words: float = 2.0
-    """A text column whose values average at least this many words is free text (topics and words);
-    one with fewer is categorical (one-hot: a brand, a department)."""
-    seed: int = 0
-    """Seed of the topic model."""
-
-    def __post_init__(self) -> None:
-        at_least(self, 1, "topics", "vocabulary", "bins", "text_words")
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,19 @@ def test_only_attributes_tell_which_cold_items_a_user_wants(family, overrides, l
     # Among 16 cold items, each user's genre has 4: recall@5 by chance is about 5/16.
     recall = groups["cold"].metrics["recall@5"]
     assert least <= recall <= most, recall
+
+
+@pytest.mark.parametrize("family, extra", [
+    ("seqgan", ["model.dim=32", "model.layers=1", "model.adversarial=false", "train.epochs=5"]),
+    ("cfgan", ["model.id_dropout=0.5", "train.epochs=5"]),
+])
+def test_a_fitted_model_scores_as_its_trained_item_table_without_dropout(family, extra):
+    """The id dropout is a training-time draw: the model kept is the same on every fit with the same
+    seed, and scores every warm item by its id row (nothing of it dropped)."""
+    import torch
+
+    data = genre_shop()
+    cfg = load_config("tiny", [f"model.name={family}", "model.attributes=true", *extra])
+    first = make_model(cfg).fit(data).score_users(np.arange(8))
+    torch.rand(3)  # whatever the process drew in between
+    np.testing.assert_array_equal(make_model(cfg).fit(data).score_users(np.arange(8)), first)

@@ -89,7 +89,8 @@ class ItemsOut(nn.Module):
         return torch.addmm(self.bias * self.bias_kept, hidden, self.items.table().T)
 
     def linear(self) -> nn.Linear:
-        """The plain layer that computes the same."""
+        """The plain layer that computes the same (as scored: without the training-time id dropout)."""
+        self.eval()
         layer = nn.Linear(self.items.ids.weight.shape[1], self.items.n_items)
         with torch.no_grad():
             layer.weight.copy_(self.items.table())

@@ -68,6 +68,7 @@ class SequenceEncoder(nn.Module):
 def folded(encoder: SequenceEncoder) -> SequenceEncoder:
     """An encoder without attributes that scores exactly as `encoder` does: its item table computed
     once into plain id embeddings (what a fitted model keeps and serves)."""
+    encoder.eval()  # the table as scored, without the training-time id dropout
     plain = SequenceEncoder(encoder.items.n_items, encoder.cfg)
     state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("items.")}
     with torch.no_grad():
