@@ -56,7 +56,7 @@ def load(name: str, data_dir: Path, overrides: list[str]) -> Dataset | None:
     if not path.exists():
         print(f"skipped {name}: {path} is absent (MovieLens is not redistributed with genrec)")
         return None
-    cfg = load_config("default", [*PROTOCOL, *overrides])
+    cfg = load_config("default", [*PROTOCOL, *(o for o in overrides if o.startswith(("data.", "prepare.")))])
     interactions, _ = gdata.to_interactions(gdata.read_raw(path, fmt, cfg.data), cfg.data)
     return preprocessing.prepare(preprocessing.to_implicit(interactions, cfg.data, cfg.prepare), cfg.prepare)
 
