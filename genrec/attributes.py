@@ -103,8 +103,9 @@ def _topics(text: pd.Series, column: str, cfg: FeatureConfig):
     from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
     docs = text.fillna("").astype(str).str.lower().to_numpy()
+    vectoriser = CountVectorizer(max_features=cfg.vocabulary, stop_words="english")
     try:
-        counts = CountVectorizer(max_features=cfg.vocabulary, stop_words="english").fit_transform(docs)
+        counts = vectoriser.fit_transform(docs)
     except ValueError:  # no word at all (every value empty or a stop word)
         return None
     tfidf = TfidfTransformer().fit_transform(counts)
@@ -113,7 +114,7 @@ def _topics(text: pd.Series, column: str, cfg: FeatureConfig):
     topics = lda.fit_transform(counts)
     topics[np.asarray(counts.sum(axis=1)).ravel() == 0] = 0.0  # no words: no topic (not the uniform prior)
     block = sp.hstack([sp.csr_matrix(topics), tfidf], format="csr")
-    words = [f"{column}~{w}" for w in range(counts.shape[1])]
+    words = [f"{column}~{w}" for w in vectoriser.get_feature_names_out()]
     return block, [f"{column}:topic{t}" for t in range(n_topics)] + words, \
         f"text ({n_topics} LDA topics and {counts.shape[1]} TF-IDF words)"
 
