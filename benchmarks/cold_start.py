@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: {data.n_users} users, {data.n_items} items, {len(data.cold_items)} cold at {cutoff}; "
               f"attributes {data.features.report()}", flush=True)
         for family in args.models:
-            variants = [("attributes", ["model.attributes=true"]), ("id-only", [])] if family in GENERATORS else [("", [])]
+            variants = ([("attributes", ["model.attributes=true"]), ("id-only", [])] if family in GENERATORS
+                        else [("", [])])
             for seed in args.seeds:
                 per_user = {}
                 for label, extra in variants:

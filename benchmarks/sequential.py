@@ -17,8 +17,8 @@ where the user first chose it, users with at least 5 items; test = each user's l
 validation = the one before; full ranking over all items with the user's earlier items filtered. With
 one test item per user, HR@10 is recall@10. Every choice (EASE's lambda) is made on the validation
 item alone; the test item is scored once. `--set prepare.repeats=all` keeps re-buys (a test item can
-be one the user had), and `--set prepare.exclude_seen=false` ranks what users have too. Reads ../shared/data (never copied into the repo); a data
-set that is absent is skipped with a message.
+be one the user had), and `--set prepare.exclude_seen=false` ranks what users have too. Reads
+../shared/data (never copied into the repo); a data set that is absent is skipped with a message.
 """
 
 from __future__ import annotations

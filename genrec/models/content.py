@@ -24,6 +24,8 @@ import scipy.sparse as sp
 
 from genrec.dataset import Histories
 from genrec.models.base import Capabilities, ModelState, Recommender
+from genrec.models.itemknn import similarity_arrays, similarity_from
+from genrec.models.pop import Popularity
 
 if TYPE_CHECKING:
     from genrec.dataset import Dataset
@@ -45,43 +47,29 @@ class ContentKNNConfig:
             raise ValueError(f"neighbours must be at least 1, got {self.neighbours}")
 
 
-def _warm(data: "Dataset") -> np.ndarray:
-    return np.asarray(data.known.sum(axis=0)).ravel() > 0
+def _counts(data: "Dataset") -> np.ndarray:
+    """Each item's interactions in train + validation (0: a cold item)."""
+    return np.asarray(data.known.sum(axis=0)).ravel().astype(np.float64)
 
 
-def _tie_break(data: "Dataset") -> np.ndarray:
-    counts = np.asarray(data.known.sum(axis=0)).ravel().astype(np.float64)
+def _tie_break(counts: np.ndarray) -> np.ndarray:
     return (1e-6 * counts / max(counts.max(initial=0.0), 1.0)).astype(np.float32)
 
 
-class AttributePop(Recommender):
+class AttributePop(Popularity):
+    """Popularity (its scoring and state) with each item's count replaced by its attributes'."""
+
     name = "attribute-pop"
     capabilities = Capabilities(uses_attributes=True)
 
     def fit(self, data: "Dataset", options: "FitOptions | None" = None) -> "AttributePop":
-        features = data.features.matrix
-        counts = np.asarray(data.known.sum(axis=0)).ravel().astype(np.float64)
+        features, counts = data.features.matrix, _counts(data)
         weight = np.asarray(features.sum(axis=0)).ravel()  # every item, cold ones included
         per_feature = np.divide(features.T @ counts, weight, out=np.zeros_like(weight), where=weight > 0)
-        self.popularity_ = np.asarray(features @ per_feature, dtype=np.float32).ravel() + _tie_break(data)
+        self.popularity_ = np.asarray(features @ per_feature, dtype=np.float32).ravel() + _tie_break(counts)
         self.chosen_params_: dict = {}
         self._remember(data)
         return self
-
-    def score(self, histories: Histories) -> np.ndarray:
-        self._check_fitted()
-        return np.broadcast_to(self.popularity_, (len(histories), len(self.popularity_)))
-
-    def get_state(self) -> ModelState:
-        self._check_fitted()
-        return ModelState(arrays={"popularity": self.popularity_}, meta={"n_items": self.n_items_})
-
-    @classmethod
-    def from_state(cls, config: AttributePopConfig, state: ModelState) -> "AttributePop":
-        model = cls(config)
-        model.popularity_ = np.asarray(state.arrays["popularity"], dtype=np.float32)
-        model.n_items_, model.chosen_params_ = state.meta["n_items"], {}
-        return model
 
 
 def content_neighbours(features: sp.csr_matrix, warm: np.ndarray, k: int, block: int = 2048) -> sp.csr_matrix:
@@ -115,8 +103,9 @@ class ContentKNN(Recommender):
 
     def fit(self, data: "Dataset", options: "FitOptions | None" = None) -> "ContentKNN":
         # Row j: j's neighbours; a user's scores are history @ neighbours^T.
-        self.similarity_ = content_neighbours(data.features.matrix, _warm(data), self.config.neighbours).T.tocsr()
-        self.tie_break_ = _tie_break(data)
+        counts = _counts(data)
+        self.similarity_ = content_neighbours(data.features.matrix, counts > 0, self.config.neighbours).T.tocsr()
+        self.tie_break_ = _tie_break(counts)
         self.chosen_params_: dict = {}
         self._remember(data)
         return self
@@ -127,18 +116,14 @@ class ContentKNN(Recommender):
 
     def get_state(self) -> ModelState:
         self._check_fitted()
-        s = self.similarity_
-        return ModelState(arrays={"similarity.data": s.data, "similarity.indices": s.indices,
-                                  "similarity.indptr": s.indptr, "tie_break": self.tie_break_},
+        return ModelState(arrays={**similarity_arrays(self.similarity_), "tie_break": self.tie_break_},
                           meta={"n_items": self.n_items_})
 
     @classmethod
     def from_state(cls, config: ContentKNNConfig, state: ModelState) -> "ContentKNN":
         model = cls(config)
-        n = model.n_items_ = state.meta["n_items"]
-        a = state.arrays
-        model.similarity_ = sp.csr_matrix((a["similarity.data"], a["similarity.indices"], a["similarity.indptr"]),
-                                          shape=(n, n))
-        model.tie_break_ = np.asarray(a["tie_break"], dtype=np.float32)
+        model.n_items_ = state.meta["n_items"]
+        model.similarity_ = similarity_from(state.arrays, model.n_items_)
+        model.tie_break_ = np.asarray(state.arrays["tie_break"], dtype=np.float32)
         model.chosen_params_ = {}
         return model

@@ -15,11 +15,15 @@ features' non-zeros times the width.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from genrec.dataset import Dataset
 
 
 @dataclass
@@ -36,6 +40,11 @@ class ItemAttributes:
         warm = np.zeros(features.shape[0], dtype=bool)
         warm[np.asarray(items_seen, dtype=np.int64)] = True
         return cls(features.tocsr(), warm)
+
+    @classmethod
+    def for_splits(cls, data: "Dataset", splits: tuple[str, ...], on: bool) -> "ItemAttributes | None":
+        """For a model of `data` trained on `splits`; None unless `on` (its `attributes` switch)."""
+        return cls.of(data.features.matrix, data.matrix(*splits).indices) if on else None
 
 
 def _sparse(matrix: sp.csr_matrix) -> torch.Tensor:

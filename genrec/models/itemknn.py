@@ -62,6 +62,17 @@ def cosine_topk(train: sp.csr_matrix, k: int, block: int = 2048) -> sp.csr_matri
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
 
 
+def similarity_arrays(similarity: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """An item x item similarity matrix as `ModelState` arrays."""
+    return {"similarity.data": similarity.data, "similarity.indices": similarity.indices,
+            "similarity.indptr": similarity.indptr}
+
+
+def similarity_from(arrays: dict[str, np.ndarray], n_items: int) -> sp.csr_matrix:
+    return sp.csr_matrix((arrays["similarity.data"], arrays["similarity.indices"], arrays["similarity.indptr"]),
+                         shape=(n_items, n_items))
+
+
 def _scorer(similarity: sp.csr_matrix):
     transposed = similarity.T.tocsr()
     return lambda history: (history @ transposed).toarray()
@@ -96,18 +107,14 @@ class ItemKNN(Recommender):
 
     def get_state(self) -> ModelState:
         self._check_fitted()
-        s = self.similarity_
-        return ModelState(arrays={"similarity.data": s.data, "similarity.indices": s.indices,
-                                  "similarity.indptr": s.indptr},
+        return ModelState(arrays=similarity_arrays(self.similarity_),
                           meta={"neighbours": self.k_, "n_items": self.n_items_})
 
     @classmethod
     def from_state(cls, config: ItemKNNConfig, state: ModelState) -> "ItemKNN":
         model = cls(config)
-        n = model.n_items_ = state.meta["n_items"]
-        a = state.arrays
-        model.similarity_ = sp.csr_matrix((a["similarity.data"], a["similarity.indices"], a["similarity.indptr"]),
-                                          shape=(n, n))
+        model.n_items_ = state.meta["n_items"]
+        model.similarity_ = similarity_from(state.arrays, model.n_items_)
         model.k_ = state.meta["neighbours"]
         model.chosen_params_ = {"neighbours": model.k_}
         return model

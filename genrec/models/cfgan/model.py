@@ -41,15 +41,14 @@ class CFGAN(Recommender):
         cfg, train = self.config, self.train_config
         device = resolve_device(train.device)
         oriented = (lambda m: m) if cfg.mode == "user" else (lambda m: m.T.tocsr())
-        self._data = data
         result = train_loop(lambda splits: CFGANTrainer(cfg, oriented(data.matrix(*splits)), device, train.seed,
-                                                        self._attributes(splits)), data, train, options, name=self.name)
+                                                        self._attributes(data, splits)),
+                            data, train, options, name=self.name)
         self.training_ = result
         self.width_ = data.n_items if cfg.mode == "user" else data.n_users
-        self.generator_ = self._generator(result.kept, REFIT if result.refit else SELECT)
+        self.generator_ = self._generator(result.kept, self._attributes(data, REFIT if result.refit else SELECT))
         # for validation_scorer, not kept
-        self._selected = self._generator(result.selected, SELECT) if result.refit else None
-        del self._data
+        self._selected = self._generator(result.selected, self._attributes(data, SELECT)) if result.refit else None
         self.chosen_params_ = {"epochs": result.best_epoch, **({"refit": True} if result.refit else {})}
         self.trained_on_ = str(device)
         self._remember(data)
@@ -57,16 +56,12 @@ class CFGAN(Recommender):
             self.known_matrix_ = data.known
         return self
 
-    def _attributes(self, splits: tuple[str, ...]) -> ItemAttributes | None:
-        """The item attributes of a generator trained on `splits` (None unless `attributes` is on)."""
-        if not self.config.attributes:
-            return None
-        return ItemAttributes.of(self._data.features.matrix, self._data.matrix(*splits).indices)
+    def _attributes(self, data: "Dataset", splits: tuple[str, ...]) -> ItemAttributes | None:
+        return ItemAttributes.for_splits(data, splits, self.config.attributes)
 
-    def _generator(self, weights: dict, splits: tuple[str, ...] | None = None) -> Generator:
-        """A CPU generator with `weights`, learnt from `splits` (fitted models serve on the CPU,
-        wherever they trained), its item attributes folded into its output layer."""
-        attributes = None if splits is None else self._attributes(splits)
+    def _generator(self, weights: dict, attributes: ItemAttributes | None = None) -> Generator:
+        """A CPU generator with `weights` (fitted models serve on the CPU, wherever they trained),
+        the item `attributes` it trained with folded into its output layer."""
         generator = Generator(self.width_, self.config.hidden_g, self.config.layers_g, attributes=attributes)
         generator.load_state_dict({k: v.detach().to("cpu") for k, v in weights.items()})
         return folded(generator).eval()

@@ -29,28 +29,24 @@ class SeqGAN(Recommender):
         cfg, train = self.config, self.train_config
         options = options or FitOptions()
         device = resolve_device(train.device)
-        self._data = data
         result = train_loop(lambda splits: SeqTrainer(cfg, data.histories(splits=splits), device, train.seed,
-                                                      self._attributes(splits)), data, train, options, name=self.name)
+                                                      self._attributes(data, splits)),
+                            data, train, options, name=self.name)
         self.chosen_params_ = {"epochs": result.best_epoch}
         self.twin_ = self.adversarial_ = None
         if cfg.adversarial:
             result = self._adversarial_stage(data, result, options, device)
         self.training_ = result
-        self.encoder_ = self._encoder(data.n_items, result.kept, REFIT if result.refit else SELECT)
-        self._selected = self._encoder(data.n_items, result.selected, SELECT) if result.refit else None
+        self.encoder_ = self._encoder(data, result.kept, REFIT if result.refit else SELECT)
+        self._selected = self._encoder(data, result.selected, SELECT) if result.refit else None
         if result.refit:
             self.chosen_params_["refit"] = True
         self.trained_on_ = str(device)
         self._remember(data)
-        del self._data
         return self
 
-    def _attributes(self, splits: tuple[str, ...]) -> ItemAttributes | None:
-        """The item attributes of a model trained on `splits` (None unless `attributes` is on)."""
-        if not self.config.attributes:
-            return None
-        return ItemAttributes.of(self._data.features.matrix, self._data.histories(splits=splits).items)
+    def _attributes(self, data: "Dataset", splits: tuple[str, ...]) -> ItemAttributes | None:
+        return ItemAttributes.for_splits(data, splits, self.config.attributes)
 
     def _adversarial_stage(self, data: "Dataset", ce: LoopResult, options: FitOptions, device) -> LoopResult:
         """Train on from the cross-entropy stage `ce` against a discriminator; keep the result only
@@ -58,22 +54,22 @@ class SeqGAN(Recommender):
         cfg, train = self.config, self.train_config
         adversarial = train_loop(
             lambda splits: AdversarialTrainer(cfg, data.histories(splits=splits), device, train.seed,
-                                              self._attributes(splits),
+                                              self._attributes(data, splits),
                                               start=ce.kept if splits == REFIT else ce.selected),
             data, dataclasses.replace(train, patience=cfg.adv_patience), _second_stage(options, len(ce.history)),
             name=f"{self.name} adversarial")
         # For comparisons: the first stage is what `adversarial=false` keeps with the same seed (the
         # twin), and the second stage's best on validation is what it gives where it is kept.
-        self.twin_ = self._encoder(data.n_items, ce.kept, REFIT if ce.refit else SELECT)
-        self.adversarial_ = self._encoder(data.n_items, adversarial.kept, REFIT if adversarial.refit else SELECT)
+        self.twin_ = self._encoder(data, ce.kept, REFIT if ce.refit else SELECT)
+        self.adversarial_ = self._encoder(data, adversarial.kept, REFIT if adversarial.refit else SELECT)
         kept = ce.best_score is None or adversarial.best_score > ce.best_score
         self.chosen_params_["adversarial_epochs"] = adversarial.best_epoch if kept else 0
         return _both(ce, adversarial, kept)
 
-    def _encoder(self, n_items: int, weights: dict, splits: tuple[str, ...]) -> SequenceEncoder:
-        """A CPU encoder with `weights`, learnt from `splits` (fitted models serve on the CPU,
-        wherever they trained), its item attributes folded into its item table."""
-        encoder = SequenceEncoder(n_items, self.config, attributes=self._attributes(splits))
+    def _encoder(self, data: "Dataset", weights: dict, splits: tuple[str, ...]) -> SequenceEncoder:
+        """A CPU encoder with `weights`, learnt from `data`'s `splits` (fitted models serve on the
+        CPU, wherever they trained), its item attributes folded into its item table."""
+        encoder = SequenceEncoder(data.n_items, self.config, attributes=self._attributes(data, splits))
         encoder.load_state_dict({k: v.detach().to("cpu") for k, v in weights.items()})
         return folded(encoder).eval()
 
