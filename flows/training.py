@@ -208,7 +208,8 @@ def train_flow(
     checkpoint = earlier or Checkpoint(checkpoints_dir() / stamp)
     closed_runs = close_dead_runs(cfg, flow_run_id)
 
-    run = registry.start_run(cfg.registry.experiment, run_name=f"train-{stamp}")
+    run = registry.start_run(cfg.registry.experiment, run_name=f"train-{stamp}",
+                             artifact_location=cfg.registry.artifact_location)
     try:
         run.log_params(cfg.flat())
         resumed_from = earlier.info().get("mlflow_run_id") if earlier is not None else None

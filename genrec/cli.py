@@ -661,20 +661,111 @@ def serve(
 @app.command()
 @guarded
 def deploy(
-    serve_now: bool = typer.Option(False, "--serve", help="Also run the scheduled deployments in this process."),
+    pool: Optional[str] = typer.Option(None, "--pool", help="Work pool to deploy into (default: the one "
+                                       "deploy/prefect.yaml names; created, type process, where missing)."),
+    serve_now: bool = typer.Option(False, "--serve", help="Instead, run the deployments on their schedules in this "
+                                   "process (no work pool or worker)."),
 ) -> None:
-    """Register the Prefect deployments (schedules included) with the Prefect API in use."""
-    from flows.deployments import apply_deployments, load_deployments
+    """Register the Prefect deployments of deploy/prefect.yaml (schedules included) with the Prefect API in use."""
+    from flows import deployments as deploying
 
-    deployments = load_deployments()
-    ids = apply_deployments(deployments)
+    if serve_now and pool is not None:
+        raise UsageError("Give --pool (a worker runs the deployments) or --serve (this process does), not both.")
+    if not serve_now:
+        pool = pool or deploying.default_pool()
+        if deploying.ensure_process_pool(pool):
+            out.print(f"work pool {pool!r} created (type process)", highlight=False)
+    deployments = deploying.load_deployments(pool=None if serve_now else pool)
+    ids = deploying.apply_deployments(deployments)
     for d, dep_id in zip(deployments, ids):
         crons = ", ".join(f"cron {s.schedule.cron!r} ({s.schedule.timezone})" for s in d.schedules)
-        out.print(f"deployment {d.flow_name}/{d.name} ({dep_id}): {crons}", highlight=False)
-    if serve_now:
-        from prefect import serve as prefect_serve
+        out.print(f"deployment {d.flow_name}/{d.name} ({dep_id}): {crons}", highlight=False, soft_wrap=True)
+    if not serve_now:
+        waiting = "" if deploying.workers_online(pool) else " No worker polls it now: start one with "
+        out.print(f"Runs go to work pool {pool!r}." + (waiting and f"{waiting}`prefect worker start --pool {pool}` "
+                  "(where genrec and this code are installed) or `genrec stack up`."), highlight=False, soft_wrap=True)
+        return
+    from prefect import serve as prefect_serve
 
+    try:
         prefect_serve(*deployments)
+    finally:
+        names = ", ".join(f"{d.flow_name}/{d.name}" for d in deployments)
+        err.print(f"Stopped serving: {names} stay registered but paused (no runs until `genrec deploy --serve` "
+                  "runs again, or `genrec deploy` puts them in a work pool).", highlight=False, soft_wrap=True)
+
+
+# --- stack ---------------------------------------------------------------------------------------
+
+stack_app = typer.Typer(no_args_is_help=True, help="The team's servers on 127.0.0.1: Prefect server, work pool and "
+                        "worker, MLflow tracking server on PostgreSQL (SQLite where it is not installed).")
+app.add_typer(stack_app, name="stack")
+STACK_DIR_HELP = "The stack's folder: its databases, artifacts, logs and state (default GENREC_HOME/stack)."
+
+
+def _stack(directory: Optional[Path]):
+    from genrec.paths import genrec_home
+    from genrec.stack import Stack
+
+    return Stack(directory or genrec_home() / "stack")
+
+
+def _print_env(env: dict[str, str]) -> None:
+    for key, value in env.items():
+        sys.stdout.write(f"export {key}={value}\n")
+    sys.stdout.flush()
+
+
+@stack_app.command("up")
+@guarded
+def stack_up(
+    directory: Optional[Path] = typer.Option(None, "--dir", help=STACK_DIR_HELP),
+    prefect_port: int = typer.Option(4200, "--prefect-port"),
+    mlflow_port: int = typer.Option(5000, "--mlflow-port"),
+    postgres_port: int = typer.Option(5433, "--postgres-port"),
+    sqlite: bool = typer.Option(False, "--sqlite", help="MLflow's store on SQLite even where PostgreSQL is installed."),
+) -> None:
+    """Start the servers; print (on stdout) the environment that points genrec at them:
+    `eval "$(genrec stack up)"`."""
+    from genrec.stack import Ports
+
+    stack = _stack(directory)
+    env = stack.up(Ports(prefect_port, mlflow_port, postgres_port), sqlite=sqlite,
+                   say=lambda line: err.print(line, highlight=False, soft_wrap=True))
+    err.print(f"Stack up (state, logs and data under {stack.root}); `genrec stack down` stops it. "
+              "Point genrec at it with:", highlight=False, soft_wrap=True)
+    _print_env(env)
+
+
+@stack_app.command("down")
+@guarded
+def stack_down(directory: Optional[Path] = typer.Option(None, "--dir", help=STACK_DIR_HELP)) -> None:
+    """Stop the servers (their data stays in the stack's folder for the next `up`)."""
+    stack = _stack(directory)
+    stopped = stack.down()
+    if not stopped:
+        err.print(f"No stack runs from {stack.root}.", highlight=False)
+        return
+    err.print(f"Stopped {', '.join(stopped)}; data kept under {stack.root}. Unset PREFECT_API_URL and "
+              "MLFLOW_TRACKING_URI to go back to the embedded defaults.", highlight=False, soft_wrap=True)
+
+
+@stack_app.command("status")
+@guarded
+def stack_status(directory: Optional[Path] = typer.Option(None, "--dir", help=STACK_DIR_HELP),
+                 as_json: bool = typer.Option(False, "--json")) -> None:
+    """What runs, and the environment that points genrec at it."""
+    stack = _stack(directory)
+    running = stack.running()
+    if as_json:
+        _emit_json({"root": str(stack.root), "running": running, "env": stack.env() if running else {}})
+        return
+    if not running:
+        err.print(f"No stack runs from {stack.root}.", highlight=False)
+        raise typer.Exit(4)
+    for name, alive in running.items():
+        err.print(f"{name}: {'running' if alive else 'NOT running'}", highlight=False)
+    _print_env(stack.env())
 
 
 def main() -> None:

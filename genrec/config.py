@@ -267,6 +267,9 @@ class RegistryConfig:
     """Name of the registered model in MLflow."""
     experiment: str = "genrec"
     """MLflow experiment that holds the training runs."""
+    artifact_location: str = ""
+    """Where a new experiment keeps its artifacts (e.g. s3://bucket/genrec). Empty: where the tracking
+    server says (its proxied artifact store) with a server, under `GENREC_HOME` without one."""
 
 
 @dataclass(frozen=True)

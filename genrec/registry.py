@@ -70,15 +70,19 @@ def client():
     return _mlflow().MlflowClient()
 
 
-def ensure_experiment(name: str) -> str:
-    """The experiment's id, creating it with its artifacts under `GENREC_HOME` if needed."""
+def ensure_experiment(name: str, artifact_location: str = "") -> str:
+    """The experiment's id, creating it if needed: its artifacts at `artifact_location` when given;
+    else where a tracking server says (so that every host reads them through the server); else,
+    with a local store, under `GENREC_HOME`."""
     mlflow = _mlflow()
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    location = artifacts_dir()
-    location.mkdir(parents=True, exist_ok=True)
-    return mlflow.create_experiment(name, artifact_location=location.as_uri())
+    if not artifact_location and not tracking_uri().startswith(("http://", "https://", "databricks")):
+        location = artifacts_dir()
+        location.mkdir(parents=True, exist_ok=True)
+        artifact_location = location.as_uri()
+    return mlflow.create_experiment(name, artifact_location=artifact_location or None)
 
 
 # --- the model as MLflow serves it -------------------------------------------------------------
@@ -277,11 +281,11 @@ class TrainingRun:
         _mlflow().set_tags({k: str(v) for k, v in tags.items()})
 
 
-def start_run(experiment: str, run_name: str | None = None) -> TrainingRun:
+def start_run(experiment: str, run_name: str | None = None, artifact_location: str = "") -> TrainingRun:
     """Start the run; it is tagged with this process's host and pid, so that a later start can tell
     that a run left RUNNING belongs to a process that died (`close_dead_runs`)."""
     mlflow = _mlflow()
-    run = mlflow.start_run(experiment_id=ensure_experiment(experiment), run_name=run_name,
+    run = mlflow.start_run(experiment_id=ensure_experiment(experiment, artifact_location), run_name=run_name,
                            tags={"genrec.host": socket.gethostname(), "genrec.pid": str(os.getpid())})
     return TrainingRun(run_id=run.info.run_id)
 
