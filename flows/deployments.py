@@ -14,19 +14,28 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 
 DEPLOY_FILE = Path(__file__).resolve().parents[1] / "deploy" / "prefect.yaml"
+"""The checkout's file; an installed genrec (an image) reads `deploy/prefect.yaml` of the working folder."""
 
 
-def default_pool(path: Path = DEPLOY_FILE) -> str:
+def deploy_file() -> Path:
+    """`deploy/prefect.yaml` of the working folder where there is one (an image's /opt/genrec), else
+    the checkout's; the flows' entrypoints are relative to the folder above it."""
+    here = Path.cwd() / "deploy" / "prefect.yaml"
+    return here if here.is_file() else DEPLOY_FILE
+
+
+def default_pool(path: Path) -> str:
     """The work pool the file's deployments name."""
     spec = yaml.safe_load(path.read_text())
     return spec["deployments"][0]["work_pool"]["name"]
 
 
-def load_deployments(path: Path = DEPLOY_FILE, pool: str | None = None) -> list:
+def load_deployments(path: Path | None = None, pool: str | None = None) -> list:
     """One RunnerDeployment per entry, with its schedules, parameters and tags; into work pool `pool`
     (with the file's job variables) when given, else for serving from this process."""
     from prefect.schedules import Cron
 
+    path = path or deploy_file()
     spec = yaml.safe_load(path.read_text())
     root = path.resolve().parents[1]
     deployments = []

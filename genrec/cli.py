@@ -671,11 +671,12 @@ def deploy(
 
     if serve_now and pool is not None:
         raise UsageError("Give --pool (a worker runs the deployments) or --serve (this process does), not both.")
+    path = deploying.deploy_file()
     if not serve_now:
-        pool = pool or deploying.default_pool()
+        pool = pool or deploying.default_pool(path)
         if deploying.ensure_process_pool(pool):
             out.print(f"work pool {pool!r} created (type process)", highlight=False)
-    deployments = deploying.load_deployments(pool=None if serve_now else pool)
+    deployments = deploying.load_deployments(path, pool=None if serve_now else pool)
     ids = deploying.apply_deployments(deployments)
     for d, dep_id in zip(deployments, ids):
         crons = ", ".join(f"cron {s.schedule.cron!r} ({s.schedule.timezone})" for s in d.schedules)

@@ -19,7 +19,8 @@ from genrec.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-SUITES_DIR = Path(__file__).resolve().parents[1] / "expectations"
+SUITES_DIR = Path(__file__).resolve().parent / "expectations"
+"""The suites: `expectations/` of the checkout (genrec/expectations links to it), shipped in the wheel."""
 
 
 def raw_suite_name(fmt: str) -> str:

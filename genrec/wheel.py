@@ -7,6 +7,7 @@ import base64
 import hashlib
 import importlib.metadata
 import importlib.util
+import os
 import zipfile
 from pathlib import Path
 
@@ -39,8 +40,9 @@ def build_wheel(directory: Path) -> Path:
         if spec is None or not spec.submodule_search_locations:
             continue
         root = Path(list(spec.submodule_search_locations)[0])
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+        found = [Path(d) / f for d, _, names in os.walk(root, followlinks=True) for f in names]  # links: expectations/
+        for path in sorted(found):
+            if "__pycache__" not in path.parts and path.suffix != ".pyc":
                 files[f"{package}/{path.relative_to(root).as_posix()}"] = path.read_bytes()
     files[f"{info}/METADATA"] = (dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "").encode()
     entry_points = dist.read_text("entry_points.txt")
