@@ -448,10 +448,14 @@ def models(
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Registered versions: aliases, key metrics, gate decision, dataset fingerprint."""
-    from genrec import registry
+    from genrec import registry_view
 
     name = _model_name(config, overrides)
-    versions = registry.list_versions(name)
+    versions = registry_view.list_versions(name)
+    if versions is None:  # the view cannot say it alone: MLflow's client (which also repairs)
+        from genrec import registry
+
+        versions = registry.list_versions(name)
     champion = next((v["version"] for v in versions if "champion" in v["aliases"]), None)
     if as_json:
         _emit_json({"model_name": name, "champion": champion, "versions": versions})
@@ -556,9 +560,14 @@ def history(
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Every move of `champion`: when, from, to, why, by which command or flow run."""
-    from genrec import registry
+    from genrec import registry_view
 
-    events = registry.history(_model_name(config, overrides))
+    name = _model_name(config, overrides)
+    events = registry_view.history(name)
+    if events is None:
+        from genrec import registry
+
+        events = registry.history(name)
     if as_json:
         _emit_json({"events": events})
         return

@@ -28,14 +28,11 @@ import pandas as pd
 from genrec.crashpoints import crash_point
 from genrec.errors import NotFoundError, UnloadableModelError
 from genrec.paths import artifacts_dir, genrec_home, redacted, tracking_uri
+from genrec.registry_view import CHALLENGER, CHAMPION, HISTORY_PREFIX, INTENT, pending, version_entry  # noqa: F401
+from genrec.registry_view import json_tag as _json_tag
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-HISTORY_PREFIX = "genrec.history."
-INTENT = "genrec.intent"
-"""A move of `champion` under way: written before the alias moves, deleted once its history entry is."""
 MODEL_FORMAT = 1
 """The `genrec_format` in a logged model's metadata; a model without it predates the format."""
 
@@ -519,20 +516,8 @@ def list_versions(model_name: str) -> list[dict[str, Any]]:
         aliases.setdefault(str(version), []).append(alias)
     out = []
     for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        tags = dict(v.tags or {})
-        out.append({
-            "version": str(v.version),
-            "aliases": sorted(aliases.get(str(v.version), [])),
-            "metrics": _json_tag(tags.get("metrics"), {}),
-            "decision": _json_tag(tags.get("decision"), {}),
-            "data_fingerprint": tags.get("data_fingerprint"),
-            "model_family": tags.get("model_family"),
-            "flow_run_id": tags.get("flow_run_id"),
-            "approval": _json_tag(tags.get("approval"), None),
-            "promotion": _promotion(c, v, tags, aliases.get(str(v.version), [])),
-            "run_id": v.run_id,
-            "created": datetime.fromtimestamp(v.creation_timestamp / 1000, timezone.utc).isoformat(timespec="seconds"),
-        })
+        tags, held = dict(v.tags or {}), aliases.get(str(v.version), [])
+        out.append(version_entry(v.version, v.run_id, v.creation_timestamp, tags, held, _promotion(c, v, tags, held)))
     return out
 
 
@@ -540,7 +525,7 @@ def _promotion(c, version, tags: dict[str, str], aliases: list[str]) -> dict[str
     """What became of a version's promotion: as its run recorded it, or, where the run ended before
     it could (killed, failed), saying so."""
     promotion = _json_tag(tags.get("promotion"), None)
-    if not isinstance(promotion, dict) or promotion.get("status") != "pending" or CHAMPION in aliases:
+    if not pending(promotion, aliases):
         return promotion
     try:
         run = c.get_run(version.run_id) if version.run_id else None
@@ -554,12 +539,3 @@ def _promotion(c, version, tags: dict[str, str], aliases: list[str]) -> dict[str
         status = f"process {pid} is gone"
     return {"status": "not promoted", "reason": f"passed the gate, but its training run ended ({status or 'gone'}) "
                                                 "before promoting it: promote it with `genrec promote` if it should be"}
-
-
-def _json_tag(value: str | None, default: Any) -> Any:
-    if value is None:
-        return default
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value

@@ -80,6 +80,11 @@ def test_worker_trains_the_deployment_and_a_second_home_serves_its_champion(stac
     assert listed.returncode == 0, listed.stderr
     models = json.loads(listed.stdout)
     assert models["champion"] == "1" and models["versions"][0]["data_fingerprint"]
+    compare = ("from genrec import registry, registry_view; v = registry_view.list_versions('genrec'); "
+               "assert v is not None and v == registry.list_versions('genrec'), v; "
+               "h = registry_view.history('genrec'); assert h == registry.history('genrec') and h, h")
+    same = subprocess.run([sys.executable, "-c", compare], env=second, capture_output=True, text=True, timeout=120)
+    assert same.returncode == 0, same.stderr[-2000:]  # the REST view says what MLflow's client says
     answer = _genrec(["recommend", "--user", "12347", "-k", "3", "--json"], second)
     assert answer.returncode == 0, answer.stderr
     top = json.loads(answer.stdout)

@@ -16,13 +16,13 @@ leaves popularity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from genrec.dataset import Histories
+from genrec.models.configs import AttributePopConfig, ContentKNNConfig  # noqa: F401 - the family's config, re-exported
 from genrec.models.base import Capabilities, ModelState, Recommender
 from genrec.models.itemknn import similarity_arrays, similarity_from
 from genrec.models.pop import Popularity
@@ -30,21 +30,6 @@ from genrec.models.pop import Popularity
 if TYPE_CHECKING:
     from genrec.dataset import Dataset
     from genrec.training import FitOptions
-
-
-@dataclass(frozen=True)
-class AttributePopConfig:
-    """Attribute popularity has no hyperparameters."""
-
-
-@dataclass(frozen=True)
-class ContentKNNConfig:
-    neighbours: int = 50
-    """The warm items each item is scored by: its most similar by attributes."""
-
-    def __post_init__(self) -> None:
-        if self.neighbours < 1:
-            raise ValueError(f"neighbours must be at least 1, got {self.neighbours}")
 
 
 def _counts(data: "Dataset") -> np.ndarray:

@@ -10,7 +10,6 @@ square of the catalogue (about 8 bytes x items^2), which is EASE's own limit, no
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,6 +17,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from genrec.dataset import Histories
+from genrec.models.configs import EASEConfig  # noqa: F401 - the family's config, re-exported
 from genrec.models.base import ModelState, Recommender, Scorer
 from genrec.models.tuning import choose_on_carve_outs
 
@@ -26,22 +26,6 @@ if TYPE_CHECKING:
     from genrec.training import FitOptions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EASEConfig:
-    lambdas: tuple[float, ...] = (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 800.0, 1200.0, 2000.0)
-    """L2 strengths tried; the one with the best mean validation NDCG@20 is kept."""
-    tuning_repeats: int = 5
-    """lambda is chosen by the mean validation NDCG@20 over this many carve-outs of the training
-    data: the validation split, then more drawn from train + validation with each user's validation
-    count kept (a fixed seed). 1: the validation split only."""
-
-    def __post_init__(self) -> None:
-        if not self.lambdas or min(self.lambdas) <= 0:
-            raise ValueError(f"lambdas must be positive numbers, got {self.lambdas}")
-        if self.tuning_repeats < 1:
-            raise ValueError(f"tuning_repeats must be at least 1, got {self.tuning_repeats}")
 
 
 def gram_matrix(train: sp.csr_matrix) -> np.ndarray:

@@ -14,12 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from genrec.errors import UsageError
 from genrec.models.cfgan.config import CFGANConfig
-from genrec.models.content import AttributePopConfig, ContentKNNConfig
-from genrec.models.ease import EASEConfig
-from genrec.models.itemknn import ItemKNNConfig
-from genrec.models.pop import PopConfig
+from genrec.models.configs import (AttributePopConfig, ContentKNNConfig, EASEConfig, ItemKNNConfig, PopConfig,
+                                   TransitionsConfig)
 from genrec.models.seqgan.config import SeqGANConfig
-from genrec.models.transitions import TransitionsConfig
 
 if TYPE_CHECKING:
     from genrec.models.base import Capabilities, ModelState, Recommender

@@ -9,13 +9,13 @@ validation. Similarities stay sparse.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from genrec.dataset import Histories
+from genrec.models.configs import ItemKNNConfig  # noqa: F401 - the family's config, re-exported
 from genrec.models.base import ModelState, Recommender, Scorer
 from genrec.models.tuning import choose_on_carve_outs
 
@@ -24,20 +24,6 @@ if TYPE_CHECKING:
     from genrec.training import FitOptions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ItemKNNConfig:
-    neighbours: tuple[int, ...] = (10, 25, 50, 100, 200, 400)
-    """Neighbourhood sizes tried; the best mean validation NDCG@20 is kept."""
-    tuning_repeats: int = 5
-    """k is chosen over this many carve-outs of the training data (see `model.ease.tuning_repeats`)."""
-
-    def __post_init__(self) -> None:
-        if not self.neighbours or min(self.neighbours) < 1:
-            raise ValueError(f"neighbours must be positive integers, got {self.neighbours}")
-        if self.tuning_repeats < 1:
-            raise ValueError(f"tuning_repeats must be at least 1, got {self.tuning_repeats}")
 
 
 def cosine_topk(train: sp.csr_matrix, k: int, block: int = 2048) -> sp.csr_matrix:

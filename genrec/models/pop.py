@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from genrec.dataset import Histories
+from genrec.models.configs import PopConfig  # noqa: F401 - the family's config, re-exported
 from genrec.models.base import ModelState, Recommender
 
 if TYPE_CHECKING:
     from genrec.dataset import Dataset
     from genrec.training import FitOptions
-
-
-@dataclass(frozen=True)
-class PopConfig:
-    """Popularity has no hyperparameters."""
 
 
 class Popularity(Recommender):

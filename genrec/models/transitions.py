@@ -4,23 +4,18 @@ clear; on shop logs it is a strong one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from genrec.dataset import Histories
+from genrec.models.configs import TransitionsConfig  # noqa: F401 - the family's config, re-exported
 from genrec.models.base import Capabilities, ModelState, Recommender, Scorer
 
 if TYPE_CHECKING:
     from genrec.dataset import Dataset
     from genrec.training import FitOptions
-
-
-@dataclass(frozen=True)
-class TransitionsConfig:
-    """Transitions have no hyperparameters: counts of consecutive pairs, ties broken by popularity."""
 
 
 def transition_counts(histories: Histories) -> sp.csr_matrix:
