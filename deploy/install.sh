@@ -13,8 +13,10 @@ python -m pip install --quiet --no-cache-dir ${TORCH_INDEX:+--extra-index-url "$
 genrec --help >/dev/null
 cd /  # the installed genrec, not a checkout in the working folder
 python - <<'PY'
+from genrec.data_docs import ASSETS, CDN
 from genrec.validation import SUITES_DIR, load_suite_spec
 import flows.training, flows.batch  # the deployments' entrypoints import
 assert load_suite_spec("raw_online_retail")["expectations"], SUITES_DIR
+assert all((ASSETS / local).is_file() for local in CDN.values()), ASSETS  # Data Docs readable offline
 print("genrec installed:", SUITES_DIR)
 PY

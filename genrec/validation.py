@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from genrec.config import ValidationConfig
+from genrec.data_docs import localise
 from genrec.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,7 @@ class DataValidator:
             )
         )
         result = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters or {})
+        localise(self.docs_dir)  # the rebuilt pages load genrec's copies of their CDN files
         outcomes = []
         for run_result in result.run_results.values():
             for r in run_result.results:
