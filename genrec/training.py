@@ -5,7 +5,8 @@ A family supplies a `Trainer` (its networks, optimisers and random generators, o
 of the best epoch, an optional refit on train + validation for that many epochs, a checkpoint every
 `checkpoint_every` epochs (atomic, so a kill never leaves half a file), resume from that checkpoint,
 progress (a bar at a terminal, a log line every `log_every` epochs) and the seed every trainer is
-built from. It is also where data-parallel training will plug in.
+built from. Under torchrun it joins the process group first (genrec/distributed.py): the trainers
+then train data-parallel, and rank 0 alone writes checkpoints.
 
 Early stopping counts its patience only once the model ranks better than popularity on validation:
 below that it has not started learning (a GAN on sparse data can take hundreds of epochs to start).
@@ -134,9 +135,11 @@ def resolve_device(device: str):
     import torch
 
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("train.device=cuda, but no CUDA device is available here: use train.device=auto or cpu.")
+    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")  # one GPU per torchrun process
     return torch.device(device)
 
 
@@ -163,7 +166,9 @@ class _Checkpoints:
         self.meta = meta
 
     def write(self, state: dict[str, Any]) -> None:
-        if self.path is None:
+        from genrec.distributed import current
+
+        if self.path is None or current().rank != 0:  # every rank holds the same state: one writes it
             return
         import torch
 
@@ -199,8 +204,11 @@ def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset
     on validation, refit `new_trainer(REFIT)` if asked; checkpoint and resume as `options` say. A
     trainer is built from the names of the splits it learns from, so that a family reads them as it
     needs (a matrix, ordered histories)."""
+    from genrec.distributed import init_from_env
+
     options = options or FitOptions()
     out = options.log or log
+    init_from_env(resolve_device(cfg.device))
     store = _Checkpoints(options.checkpoint, options.meta)
     saved = store.read() if options.resume else None
     has_validation = data.validation.nnz > 0

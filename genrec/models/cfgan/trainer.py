@@ -5,6 +5,9 @@ vectors from generated ones masked to e_u + k_u (partial masking, PM: k_u is a r
 user's unobserved items); the generator also pushes a random share of unobserved items towards zero
 (zero reconstruction, ZR). ZP uses both. Item-based mode swaps the roles: the rows are items'
 vectors of users. Rows are densified a batch at a time; the networks read them sparse.
+
+Under torchrun the ranks draw the same batches and masks; each runs the networks on its share of
+the rows (genrec/distributed.py), so that a step equals one process's on the whole batch.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from genrec import distributed
 from genrec.models.cfgan.config import CFGANConfig
 from genrec.models.cfgan.networks import Discriminator, Generator, SparseRows, generate
 from genrec.models.item_table import ItemAttributes
@@ -25,12 +29,14 @@ FUSED = {"fused": True}  # one kernel per optimiser step instead of several per 
 
 
 class Batch(NamedTuple):
-    """A training batch: the rows' real vectors (dense, for the masks), the same as the networks
-    read them (sparse), and the generator's input (after input dropout)."""
+    """A training batch: the rows' real vectors (dense, for the masks; all of the batch's rows), and
+    as the networks read them (sparse; this rank's share): the real vectors and the generator's
+    input (after input dropout)."""
 
     real: torch.Tensor
     given: SparseRows
     condition: SparseRows
+    share: slice
 
 
 class CFGANTrainer:
@@ -46,6 +52,9 @@ class CFGANTrainer:
         start = torch.Generator().manual_seed(seed)  # the networks' initial weights
         self.generator = Generator(width, cfg.hidden_g, cfg.layers_g, start, attributes, cfg.id_dropout).to(device)
         self.discriminator = Discriminator(width, cfg.hidden_d, cfg.layers_d, start).to(device)
+        self.group = distributed.current()
+        self.g_net = self.group.wrap(self.generator, device)  # gradients averaged over the ranks
+        self.d_net = self.group.wrap(self.discriminator, device)
         # WGAN-GP's critic and generator train with Adam's momentum off (Gulrajani et al., 2017).
         betas = {"betas": (0.0, 0.9)} if cfg.loss == "wgan-gp" else {}
         # reg/2 * ||w||^2 in the loss (CFGAN's tf.nn.l2_loss) has the gradient reg * w: Adam's
@@ -139,7 +148,9 @@ class CFGANTrainer:
             kept.data = np.where(keep, kept.data / (1 - self.cfg.input_dropout), 0).astype(np.float32)
             kept.eliminate_zeros()
         dense = torch.from_numpy(real.toarray().astype(np.float32, copy=False)).to(self.device, non_blocking=True)
-        return Batch(dense, SparseRows.from_csr(real, self.device), SparseRows.from_csr(kept, self.device))
+        share = self.group.share(len(rows))
+        return Batch(dense, SparseRows.from_csr(real[share], self.device), SparseRows.from_csr(kept[share], self.device),
+                     share)
 
     def _pm_mask(self, unobserved: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """target + k_u: the real vector's items plus a random share of the unobserved ones (PM, ZP)."""
@@ -164,36 +175,42 @@ class CFGANTrainer:
 
     def step_d(self, batch: Batch) -> float:
         # (1) Discriminator: maximise log D(e_u | c_u) + log(1 - D(G(c_u) * (e_u + k_u) | c_u))
-        pm_mask = self._pm_mask(batch.real == 0, batch.real)
+        rows = len(batch.real)
+        pm_mask = self._pm_mask(batch.real == 0, batch.real)  # drawn for the whole batch: every rank the same
+        real, pm_mask = batch.real[batch.share], pm_mask[batch.share]
         with torch.no_grad():
             fake = self.generator(batch.condition) * pm_mask
         if self.cfg.loss == "wgan-gp":
-            loss = self.critic_loss(batch.given, batch.real, batch.given, fake)
+            loss = self.critic_loss(batch.given, real, batch.given, fake, rows, batch.share)
         else:
-            d_real, d_fake = self.discriminator(batch.given, batch.given, fake)
+            d_real, d_fake = self.d_net(batch.given, batch.given, fake)
             loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                     + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * self.group.weight(len(real), rows)).backward()
         self.opt_d.step()
-        return float(loss.detach())
+        return self.group.global_mean(float(loss.detach()), len(real), rows)
 
     def critic_loss(self, condition: torch.Tensor | SparseRows, target: torch.Tensor,
-                    target_in: torch.Tensor | SparseRows, fake: torch.Tensor) -> torch.Tensor:
+                    target_in: torch.Tensor | SparseRows, fake: torch.Tensor, rows: int | None = None,
+                    part: slice = slice(None)) -> torch.Tensor:
         """WGAN-GP: D is a critic, minimising D(fake) - D(real) plus `gp_weight` x (|grad D| - 1)^2 at
-        random points between the real and the generated vector (the gradient penalty)."""
-        share = torch.rand(len(target), 1, generator=self.torch_rng, device=self.device)
+        random points between the real and the generated vector (the gradient penalty); the points
+        are drawn for all `rows` of the batch, `part` of them here."""
+        share = torch.rand(rows or len(target), 1, generator=self.torch_rng, device=self.device)[part]
         between = (share * target + (1 - share) * fake).requires_grad_(True)
-        d_real, d_fake, d_between = self.discriminator(condition, target_in, fake, between)
+        d_real, d_fake, d_between = self.d_net(condition, target_in, fake, between)
         (grad,) = torch.autograd.grad(d_between.sum(), between, create_graph=True)
         penalty = ((grad.norm(2, dim=1) - 1) ** 2).mean()
         return d_fake.mean() - d_real.mean() + self.cfg.gp_weight * penalty
 
     def step_g(self, batch: Batch) -> float:
         # (2) Generator: maximise log D(G(c_u) * (e_u + k_u) | c_u), minus alpha * sum_ZR r_uj^2
+        rows = len(batch.real)
         unobserved = batch.real == 0
         pm_mask, zr_mask = self._pm_mask(unobserved, batch.real), self._zr_mask(unobserved)
-        out = self.generator(batch.condition)
+        pm_mask, zr_mask = pm_mask[batch.share], None if zr_mask is None else zr_mask[batch.share]
+        out = self.g_net(batch.condition)
         self.discriminator.requires_grad_(False)  # G's step needs D's gradient for its input, not its weights
         (d_fake,) = self.discriminator(batch.given, out * pm_mask)
         if self.cfg.loss == "wgan-gp":
@@ -203,9 +220,9 @@ class CFGANTrainer:
         if zr_mask is not None:
             loss = loss + self.cfg.zr_coefficient * ((out**2) * zr_mask).sum(dim=1).mean()
         self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * self.group.weight(len(out), rows)).backward()
         self.discriminator.requires_grad_(True)
         self.opt_g.step()
         if self.average is not None:
             self.average.update_parameters(self.generator)
-        return float(loss.detach())
+        return self.group.global_mean(float(loss.detach()), len(out), rows)
