@@ -183,8 +183,10 @@ def train_flow(
     """Train, evaluate, gate and register a recommender on `data` (default: the bundled sample).
     `resume`: the checkpoint folder (or MLflow run id) of an earlier run to continue."""
     logger = get_run_logger()
-    cfg = load_config(config, list(overrides or []) + ([f"data.format={format}"] if format != "auto" else []))
+    given = list(overrides or []) + ([f"data.format={format}"] if format != "auto" else [])
+    cfg = load_config(config, given)
     pipeline.check_trainable(cfg, served=True)
+    grid = pipeline.grid_configs(config, given, cfg)
     path = Path(data) if data else gdata.bundled_sample()
     stamp = run_stamp()
     flow_run_id = str(flow_run.id) if flow_run.id else None
@@ -226,7 +228,17 @@ def train_flow(
                      "data_quality.json")
         checkpoint.write_info(status="training", digest=digest, data_fingerprint=prepared.fingerprint,
                               pid=os.getpid(), mlflow_run_id=run.run_id, flow_run_id=flow_run_id)
-        model = train(prepared, cfg, run, checkpoint, resume=earlier is not None)
+        if grid:
+            from flows.tuning import run_grid
+
+            logger.info("tuning grid: %d candidates on %s", len(grid), cfg.tune.task_runner)
+            tuned = run_grid(prepared, grid, cfg.tune)
+            label, cfg = grid[tuned["chosen"]]
+            model = tuned["model"]
+            run.log_dict({"candidates": tuned["candidates"], "chosen": label}, "tuning.json")
+            run.set_tags({"tune.chosen": label})
+        else:
+            model = train(prepared, cfg, run, checkpoint, resume=earlier is not None)
         checkpoint.write_info(status="trained")
         champion_before = registry.champion_version(cfg.registry.model_name)
         gate_data, gate_test = fair_gate_data(prepared, cfg, champion_before)
@@ -303,6 +315,7 @@ def train_flow(
         "drift": [c.as_dict() for c in checked.drift.checks],
         "resumed_from": resumed_from,
         "closed_runs": closed_runs,
+        "tuning": {"candidates": tuned["candidates"], "chosen": label} if grid else None,
     }
     create_markdown_artifact(
         key="genrec-training-report",

@@ -190,9 +190,11 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """The training flow: validate, preprocess, train, evaluate, gate, register; promote if the gate passes."""
-    from genrec.pipeline import check_trainable, run_checkpoint
+    from genrec.pipeline import check_trainable, grid_configs, run_checkpoint
 
-    check_trainable(_config(config, overrides, fmt), served=True)  # usage errors before the flow starts
+    cfg = _config(config, overrides, fmt)
+    check_trainable(cfg, served=True)  # usage errors before the flow starts
+    grid_configs(config, [*overrides, *([f"data.format={fmt}"] if fmt != "auto" else [])], cfg)
     if resume is not None:
         run_checkpoint(resume)
     if data is not None:

@@ -273,6 +273,38 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    grid: tuple[str, ...] = ()
+    """Candidates the training flow fits and chooses between on validation NDCG@20 (never test):
+    entries `KEY=V1|V2|...`, the grid their product (e.g. `model.cfgan.hidden_g=100|400` and
+    `train.seed=0|1`: four fits); ties go to the first. Empty: one model, as configured."""
+    task_runner: Literal["threads", "dask"] = "threads"
+    """What fits the candidates: Prefect's thread pool, `workers` at a time (1: one after another),
+    or Dask (prefect-dask): a local cluster of `workers` processes, or the scheduler at `dask_address`."""
+    workers: int = 2
+    """Candidates fitted at once (threads, or local Dask worker processes of one thread each)."""
+    dask_address: str = ""
+    """A running Dask scheduler (e.g. tcp://10.0.0.5:8786) whose workers have genrec installed."""
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "workers")
+        for entry in self.grid:
+            key, sep, values = entry.partition("=")
+            if not sep or not key.strip() or not [v for v in values.split("|") if v.strip()]:
+                raise ValueError(f"tune.grid entries are KEY=V1|V2|..., got {entry!r}")
+            if not key.strip().startswith(("model.", "train.", "features.")):
+                raise ValueError(f"tune.grid varies model.*, train.* and features.* settings, got {entry!r}")
+
+    def candidates(self) -> list[list[str]]:
+        """Each candidate's `KEY=VALUE` overrides, in grid order (the last entry varying fastest)."""
+        import itertools
+
+        axes = [[f"{k.strip()}={v.strip()}" for v in values.split("|") if v.strip()]
+                for k, _, values in (e.partition("=") for e in self.grid)]
+        return [list(c) for c in itertools.product(*axes)] if axes else []
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
@@ -285,6 +317,7 @@ class Config:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     progress: bool = True
     """Show a progress bar while training (only when stderr is a terminal)."""
 

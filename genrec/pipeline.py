@@ -393,6 +393,36 @@ def train(data: Dataset, cfg: Config, options: FitOptions | None = None) -> Reco
     return make_model(cfg).fit(data, options)
 
 
+def validation_ndcg(model: Recommender, data: Dataset) -> float | None:
+    """The fitted model's validation NDCG@20 as it stood before any refit on validation (what the
+    tuning grid chooses by); None without validation interactions."""
+    from genrec.training import validation_score
+
+    if data.validation.nnz == 0:
+        return None
+    scorer = model.validation_scorer(data)
+    histories = data.histories(splits=("train",))
+    return validation_score(lambda users: scorer(histories.take(users)), data)
+
+
+def grid_configs(config: str, overrides: list[str], cfg: Config) -> list[tuple[str, Config]]:
+    """The configs of `cfg.tune.grid` (each `config` with `overrides`, then the candidate's own),
+    labelled by those own overrides; each checked as a run's config is. None in the grid: []."""
+    from genrec.config import load_config
+
+    configs = [(", ".join(c), load_config(config, [*overrides, *c])) for c in cfg.tune.candidates()]
+    for _, candidate in configs:
+        check_trainable(candidate, served=True)
+    return configs
+
+
+def grid_choice(scores: list[float | None]) -> int:
+    """The candidate with the best validation score; the first of equals (and the first where
+    there is no validation split to choose on)."""
+    known = [(-1.0 if s is None else s) for s in scores]
+    return max(range(len(known)), key=lambda i: (known[i], -i))
+
+
 def evaluate(model: Recommender, data: Dataset, cfg: Config) -> EvalResult:
     """Full-ranking metrics on the test split, each test user conditioned on train + validation."""
     return evaluate_scores(model.score_users, data.seen("train", "validation"), data.test, cfg.eval.ks)

@@ -1,7 +1,7 @@
 """Seconds per CFGAN epoch, one process against data-parallel processes (torch.distributed; gloo on
 the CPU, NCCL where there are GPUs), on a seeded synthetic users x items matrix.
 
-    python benchmarks/distributed.py [--users 6000] [--items 3000] [--density 0.01] [--epochs 3]
+    python benchmarks/data_parallel.py [--users 6000] [--items 3000] [--density 0.01] [--epochs 3]
         [--processes 2] [--device cpu|cuda]
 
 Each configuration runs as its own torchrun job; the CPU's cores are split evenly between the
