@@ -79,7 +79,8 @@ def local_resources(page: Path) -> list[Path]:
 def _rewrite(text: str, page: Path, site: Path) -> str:
     to_assets = Path(os.path.relpath(site / SITE_ASSETS, page.parent)).as_posix()
     for url, local in CDN.items():
-        text = re.sub(re.escape(url) + r"(?=[\"'])", f"{to_assets}/{local}", text)
+        if (ASSETS / local).is_file():  # an install without the file keeps the CDN's, which works online
+            text = re.sub(re.escape(url) + r"(?=[\"'])", f"{to_assets}/{local}", text)
     to_static = Path(os.path.relpath(site / "static", page.parent)).as_posix()
     text = LOGOS.sub(f"{to_static}/images/logo-long.png", text)
 
