@@ -27,9 +27,10 @@ import numpy as np, scipy.sparse as sp, torch
 from genrec import distributed
 from genrec.models.cfgan.config import CFGANConfig
 from genrec.models.cfgan.trainer import CFGANTrainer
+from genrec.training import resolve_device
 users, items, density, epochs, threads, device, out = sys.argv[1:8]
 torch.set_num_threads(int(threads))
-device = torch.device(device if device == "cpu" else f"cuda:{int(__import__('os').environ.get('LOCAL_RANK', 0))}")
+device = resolve_device(device)  # under torchrun, each process its own GPU
 group = distributed.init_from_env(device)
 rng = np.random.default_rng(0)
 n_users, n_items = int(users), int(items)

@@ -288,19 +288,27 @@ class TuneConfig:
 
     def __post_init__(self) -> None:
         at_least(self, 1, "workers")
+        self._axes()
+
+    def _axes(self) -> list[list[str]]:
+        """Each entry's `KEY=VALUE` choices; ValueError for an entry that is not `KEY=V1|V2|...` or
+        varies another section."""
+        axes = []
         for entry in self.grid:
-            key, sep, values = entry.partition("=")
-            if not sep or not key.strip() or not [v for v in values.split("|") if v.strip()]:
+            key, sep, values = (part.strip() for part in entry.partition("="))
+            choices = [f"{key}={v.strip()}" for v in values.split("|") if v.strip()]
+            if not sep or not key or not choices:
                 raise ValueError(f"tune.grid entries are KEY=V1|V2|..., got {entry!r}")
-            if not key.strip().startswith(("model.", "train.", "features.")):
+            if not key.startswith(("model.", "train.", "features.")):
                 raise ValueError(f"tune.grid varies model.*, train.* and features.* settings, got {entry!r}")
+            axes.append(choices)
+        return axes
 
     def candidates(self) -> list[list[str]]:
         """Each candidate's `KEY=VALUE` overrides, in grid order (the last entry varying fastest)."""
         import itertools
 
-        axes = [[f"{k.strip()}={v.strip()}" for v in values.split("|") if v.strip()]
-                for k, _, values in (e.partition("=") for e in self.grid)]
+        axes = self._axes()
         return [list(c) for c in itertools.product(*axes)] if axes else []
 
 

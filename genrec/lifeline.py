@@ -45,13 +45,25 @@ def carrying(token: str) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie, killed and not yet reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (this process counts as alive; a zombie does not)."""
+    if pid <= 0:
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    if pid == os.getpid():
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.parent.parent.is_dir() and Path("/proc/self").exists():
+        try:
+            return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+        except OSError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal(pids: list[int], sig: int) -> None:
@@ -63,14 +75,14 @@ def _signal(pids: list[int], sig: int) -> None:
 
 
 def watch(parent: int, token: str, poll: float = 0.5) -> None:
-    while _alive(parent):
+    while process_alive(parent):
         time.sleep(poll)
     left = carrying(token)
     _signal(left, signal.SIGTERM)
     deadline = time.monotonic() + 5
     while left and time.monotonic() < deadline:
         time.sleep(0.2)
-        left = [pid for pid in left if _alive(pid)]
+        left = [pid for pid in left if process_alive(pid)]
     _signal(left, signal.SIGKILL)
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 
 from genrec.crashpoints import crash_point
 from genrec.errors import NotFoundError, UnloadableModelError
+from genrec.lifeline import process_alive  # noqa: F401 - the flows and the pipeline call it from here
 from genrec.paths import artifacts_dir, genrec_home, redacted, tracking_uri
 from genrec.registry_view import CHALLENGER, CHAMPION, HISTORY_PREFIX, INTENT, pending, version_entry  # noqa: F401
 from genrec.registry_view import json_tag as _json_tag
@@ -309,27 +310,6 @@ def close_dead_runs(experiment: str) -> list[str]:
     if closed:
         log.warning("marked %d MLflow run(s) of dead processes KILLED: %s", len(closed), ", ".join(closed))
     return closed
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` runs on this host (this process counts as alive; a zombie does not)."""
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.parent.parent.is_dir() and Path("/proc/self").exists():
-        try:
-            return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-        except OSError:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def log_input(frame: pd.DataFrame, name: str, source: str, digest: str) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from genrec.errors import GenrecError, UsageError
+from genrec.lifeline import process_alive
 
 STATE_FILE = "stack.json"
 POOL = "genrec"
@@ -124,7 +125,7 @@ class Stack:
         return self.state().get("env", {})
 
     def running(self) -> dict[str, bool]:
-        return {name: _pid_alive(s["pid"]) for name, s in self.state().get("services", {}).items()}
+        return {name: process_alive(s["pid"]) for name, s in self.state().get("services", {}).items()}
 
     # --- up ---
 
@@ -270,17 +271,6 @@ def _postmaster_pid(data: Path) -> int:
     return int((data / "postmaster.pid").read_text().split()[0])
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 def _stop_group(pid: int, grace: float = 20.0) -> None:
     """SIGTERM the service's whole session (a server's workers too), then SIGKILL what is left."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
@@ -289,9 +279,9 @@ def _stop_group(pid: int, grace: float = 20.0) -> None:
         except (ProcessLookupError, PermissionError):
             return
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and process_alive(pid):
             time.sleep(0.2)
-        if not _pid_alive(pid):
+        if not process_alive(pid):
             break
     try:
         os.killpg(pid, signal.SIGKILL)  # what the leader left of its session

@@ -5,13 +5,14 @@ one process has after the same epoch on the whole batches."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from conftest import free_port
 import torch
 
 EPOCH = textwrap.dedent("""
@@ -36,12 +37,6 @@ EPOCH = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _epoch(tmp_path: Path, loss: str, processes: int) -> dict:
     script = tmp_path / "epoch.py"
     script.write_text(EPOCH)
@@ -51,7 +46,7 @@ def _epoch(tmp_path: Path, loss: str, processes: int) -> dict:
         cmd = [sys.executable, str(script), loss, str(out)]
     else:
         cmd = [str(Path(sys.executable).parent / "torchrun"), f"--nproc-per-node={processes}",
-               f"--master-port={_free_port()}", str(script), loss, str(out)]
+               f"--master-port={free_port()}", str(script), loss, str(out)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return torch.load(out)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,14 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _genrec(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -39,7 +34,7 @@ def stack():
     os.chmod(root, 0o755)  # PostgreSQL runs as its own user where the tests run as root
     base = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
     base["GENREC_HOME"] = str(root / "starter-home")
-    ports = [_free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(3)]
     up = _genrec(["stack", "up", "--dir", str(root / "stack"), "--prefect-port", str(ports[0]),
                   "--mlflow-port", str(ports[1]), "--postgres-port", str(ports[2])], base, timeout=400)
     try:
