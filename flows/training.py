@@ -10,8 +10,11 @@ and settings (or by `--resume RUN`), and its MLflow run is marked KILLED.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import socket
+import time
 from pathlib import Path
 from typing import Any, Callable
 from uuid import UUID
@@ -41,6 +44,23 @@ TASK = dict(cache_policy=NO_CACHE, persist_result=False)
 REGISTRY_TASK = dict(TASK, retries=2, retry_delay_seconds=3)
 """Tasks that only read the registry or write what a retry can write again."""
 READS_REGISTRY = {"check-drift"}
+
+
+class StageClock:
+    """Seconds and the process's peak memory so far at the end of each stage of a run, for the
+    result and its log (the scale benchmark reads them)."""
+
+    def __init__(self):
+        self.stages: list[dict[str, Any]] = []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        yield
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+        self.stages.append({"stage": name, "seconds": round(time.perf_counter() - start, 2),
+                            "peak_rss_mb": round(peak)})
+        get_run_logger().info("stage %s: %.1f s, peak memory so far %.0f MB", name, self.stages[-1]["seconds"], peak)
 
 
 def _stage(name: str, call: Callable[[], Any]) -> Any:
@@ -110,9 +130,12 @@ def train(data: Dataset, cfg: Config, run: registry.TrainingRun, checkpoint: Che
 
 
 @task(name="evaluate", **TASK)
-def evaluate(model: Recommender, data: Dataset, gate_data: Dataset, cfg: Config) -> tuple[EvalResult, EvalResult]:
-    """The candidate on the whole test split, and the popularity baseline on the gate's test split."""
-    return pipeline.evaluate(model, data, cfg), pipeline.popularity_baseline(data, gate_data, cfg)
+def evaluate(model: Recommender, data: Dataset, gate_data: Dataset, cfg: Config
+             ) -> tuple[EvalResult, EvalResult, dict[str, dict[str, float]]]:
+    """The candidate on the test split (at most `eval.max_users` of its users), the popularity
+    baseline on the gate's test split, and a composite's components each alone."""
+    return (pipeline.evaluate(model, data, cfg), pipeline.popularity_baseline(data, gate_data, cfg),
+            pipeline.evaluate_components(model, data, cfg))
 
 
 @task(name="log-candidate", **REGISTRY_TASK)
@@ -193,8 +216,10 @@ def train_flow(
     validator = DataValidator(data_docs_dir(stamp))
     logger.info("validating %s (Data Docs: %s)", path, validator.index)
 
+    clock = StageClock()
     try:
-        checked = pipeline.validate(path, cfg, validator, stage=_stage)
+        with clock("validate"):
+            checked = pipeline.validate(path, cfg, validator, stage=_stage)
     except DataError as exc:
         exc.data_docs = exc.data_docs or str(validator.index)
         create_markdown_artifact(
@@ -204,7 +229,8 @@ def train_flow(
             description=f"genrec training run {stamp}: data rejected",
         )
         raise
-    prepared = prepare(checked, cfg)
+    with clock("prepare"):
+        prepared = prepare(checked, cfg)
     digest = pipeline.training_digest(cfg, prepared)
     earlier = pipeline.find_checkpoint(resume, digest)
     checkpoint = earlier or Checkpoint(checkpoints_dir() / stamp)
@@ -228,32 +254,38 @@ def train_flow(
                      "data_quality.json")
         checkpoint.write_info(status="training", digest=digest, data_fingerprint=prepared.fingerprint,
                               pid=os.getpid(), mlflow_run_id=run.run_id, flow_run_id=flow_run_id)
-        if grid:
-            from flows.tuning import run_grid
+        with clock("train"):
+            if grid:
+                from flows.tuning import run_grid
 
-            logger.info("tuning grid: %d candidates on %s", len(grid), cfg.tune.task_runner)
-            tuned = run_grid(prepared, grid, cfg.tune)
-            label, cfg = grid[tuned["chosen"]]
-            model = tuned["model"]
-            run.log_dict({"candidates": tuned["candidates"], "chosen": label}, "tuning.json")
-            run.set_tags({"tune.chosen": label})
-        else:
-            model = train(prepared, cfg, run, checkpoint, resume=earlier is not None)
+                logger.info("tuning grid: %d candidates on %s", len(grid), cfg.tune.task_runner)
+                tuned = run_grid(prepared, grid, cfg.tune)
+                label, cfg = grid[tuned["chosen"]]
+                model = tuned["model"]
+                run.log_dict({"candidates": tuned["candidates"], "chosen": label}, "tuning.json")
+                run.set_tags({"tune.chosen": label})
+            else:
+                model = train(prepared, cfg, run, checkpoint, resume=earlier is not None)
         checkpoint.write_info(status="trained")
         champion_before = registry.champion_version(cfg.registry.model_name)
-        gate_data, gate_test = fair_gate_data(prepared, cfg, champion_before)
-        candidate_local, baseline = evaluate(model, prepared, gate_data, cfg)
+        with clock("evaluate"):
+            gate_data, gate_test = fair_gate_data(prepared, cfg, champion_before)
+            candidate_local, baseline, components = evaluate(model, prepared, gate_data, cfg)
         run.log_metrics(candidate_local.metrics)
         run.log_metrics({f"popularity_{k}": v for k, v in baseline.metrics.items()})
-        model_uri = log_candidate(model, prepared, checked, cfg)
-        candidate = score_served(model_uri, gate_data, cfg)
-        champion = None
-        unloadable = pipeline.champion_error(cfg, champion_before)
-        if unloadable is not None:
-            logger.warning("champion version %s cannot be loaded: %s", champion_before, unloadable)
-        elif champion_before is not None:
-            champion = score_served(registry.version_uri(cfg.registry.model_name, champion_before), gate_data, cfg)
-        decision = gate(candidate, champion, baseline, cfg, unloadable)
+        run.log_metrics({f"{name}_{k}": v for name, metrics in components.items() for k, v in metrics.items()})
+        with clock("log-model"):
+            model_uri = log_candidate(model, prepared, checked, cfg)
+        with clock("gate"):
+            candidate = score_served(model_uri, gate_data, cfg)
+            champion = None
+            unloadable = pipeline.champion_error(cfg, champion_before)
+            if unloadable is not None:
+                logger.warning("champion version %s cannot be loaded: %s", champion_before, unloadable)
+            elif champion_before is not None:
+                champion = score_served(registry.version_uri(cfg.registry.model_name, champion_before), gate_data,
+                                        cfg)
+            decision = gate(candidate, champion, baseline, cfg, unloadable)
         create_markdown_artifact(key="genrec-gate-decision", markdown=decision_markdown(decision.as_dict(), gate_test),
                                  description=f"genrec gate decision, run {stamp}")
         tags = {
@@ -266,7 +298,8 @@ def train_flow(
             "promotion": {"status": "pending"} if decision.promote else {
                 "status": "not promoted", "reason": "the gate did not pass"},
         }
-        version = register(model_uri, tags, cfg)
+        with clock("register"):
+            version = register(model_uri, tags, cfg)
         crash_point("flow:registered")
         reasons = list(decision.reasons)
         approval = None
@@ -302,6 +335,7 @@ def train_flow(
         "champion_metrics": _round(champion.metrics) if champion is not None else None,
         "test_metrics": _round(candidate_local.metrics),
         "baseline_metrics": _round(baseline.metrics),
+        "component_metrics": {name: _round(metrics) for name, metrics in components.items()},
         "decision": decision.as_dict() | {"reasons": reasons,
                                           "approval": approval.as_dict() if approval is not None else None},
         "gate_test": gate_test,
@@ -316,6 +350,7 @@ def train_flow(
         "resumed_from": resumed_from,
         "closed_runs": closed_runs,
         "tuning": {"candidates": tuned["candidates"], "chosen": label} if grid else None,
+        "stages": clock.stages,
     }
     create_markdown_artifact(
         key="genrec-training-report",

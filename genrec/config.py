@@ -160,9 +160,12 @@ class ModelConfig:
     user) by a weight chosen on validation from `blend_weights` (a composite model)."""
     blend_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     """The first family's weights tried in the blend (0: the partner alone, 1: the first alone)."""
-    blend_max_items: int = 20000
-    """Above this many items the blend is skipped and the first family alone is kept (EASE, the
-    usual partner, holds a dense items x items matrix: about 12 bytes x items^2 while it is fitted)."""
+    blend_max_items: int = 5000
+    """Above this many items `blend_large` takes the place of `blend` (EASE, the usual partner,
+    holds a dense items x items matrix: about 12 bytes x items^2 while it is fitted)."""
+    blend_large: str = "ease-lowrank"
+    """The partner above `blend_max_items` items: a family whose cost grows with items x a constant,
+    or `none` to keep the first family alone there."""
     sections: Mapping[str, Any] = field(default_factory=_default_sections)
     """One config section per family, by name."""
 
@@ -173,6 +176,8 @@ class ModelConfig:
             raise ValueError(f"model.blend must be none or one of {', '.join(FAMILIES)}, got {self.blend!r}")
         if not self.blend_weights or not all(0.0 <= w <= 1.0 for w in self.blend_weights):
             raise ValueError(f"model.blend_weights must lie between 0 and 1, got {self.blend_weights}")
+        if self.blend_large != "none" and self.blend_large not in FAMILIES:
+            raise ValueError(f"model.blend_large must be none or one of {', '.join(FAMILIES)}, got {self.blend_large!r}")
         if self.blend_max_items < 1:
             raise ValueError(f"model.blend_max_items must be at least 1, got {self.blend_max_items}")
 
@@ -194,10 +199,17 @@ class EvalConfig:
     """Cut-offs at which every metric is reported."""
     primary_metric: str = "ndcg@20"
     """The metric the gate decides on."""
+    max_users: int = 20000
+    """The gate and the run's report rank at most this many test users, a seeded sample (the same
+    users for the candidate, the champion and popularity); every one where there are no more."""
+    validation_users: int = 10000
+    """Choices made on validation (early stopping, a lambda, a blend's weight) rank at most this
+    many validation users, a seeded sample."""
 
     def __post_init__(self) -> None:
         if not self.ks or min(self.ks) < 1:
             raise ValueError(f"ks must be positive cut-offs, got {self.ks}")
+        at_least(self, 1, "max_users", "validation_users")
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,9 @@ class Dataset:
     """Whether rankings leave out what a user already has (`prepare.exclude_seen`)."""
     feature_config: Any = None
     """How `features` are made from `items` (`features.*`; None: the defaults)."""
+    validation_users: int | None = None
+    """Choices made on validation (early stopping, a lambda, a blend's weight) rank at most this
+    many validation users, a seeded sample (`eval.validation_users`; None: all of them)."""
 
     @property
     def n_users(self) -> int:
@@ -160,6 +163,13 @@ class Dataset:
     @functools.cached_property
     def validation(self) -> sp.csr_matrix:
         return self.matrix("validation")
+
+    @functools.cached_property
+    def scored_validation(self) -> sp.csr_matrix:
+        """The validation split as choices score it: at most `validation_users` users' interactions."""
+        from genrec.evaluation import sample_rows
+
+        return sample_rows(self.validation, self.validation_users)
 
     @functools.cached_property
     def test(self) -> sp.csr_matrix:
@@ -228,7 +238,7 @@ class Dataset:
         mask = np.ones(len(self.events), dtype=bool)
         mask[np.flatnonzero(self.events.split == TEST)[~np.asarray(keep, dtype=bool)]] = False
         return Dataset(self.user_ids, self.item_ids, self.events.where(mask), self.fingerprint, self.items,
-                       dict(self.stats), self.exclude_seen, self.feature_config)
+                       dict(self.stats), self.exclude_seen, self.feature_config, self.validation_users)
 
     def frame(self) -> pd.DataFrame:
         """One row per interaction with string ids, its time and its split: what MLflow records as

@@ -33,12 +33,18 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -part_scores), axis=1)
     top = np.take_along_axis(part, order, axis=1)
-    # argpartition picks arbitrary members of a tie at the k-th place; rows with such a tie are
-    # ranked again with a stable sort, which keeps the lower indices.
+    # argpartition picks arbitrary members of a tie at the k-th place; in rows with such a tie the
+    # tied items with the lowest indices are taken instead (in one pass over the row, not a sort).
     kth = part_scores.min(axis=1, keepdims=True)
     tied = np.flatnonzero((scores == kth).sum(axis=1) > (part_scores == kth).sum(axis=1))
     if len(tied):
-        top[tied] = np.argsort(-scores[tied], axis=1, kind="stable")[:, :k]
+        rows, at = scores[tied], kth[tied]
+        above = rows > at
+        level = rows == at
+        take = above | (level & (np.cumsum(level, axis=1) <= k - above.sum(axis=1, keepdims=True)))
+        chosen = np.nonzero(take)[1].reshape(len(tied), k)
+        chosen_scores = np.take_along_axis(rows, chosen, axis=1)
+        top[tied] = np.take_along_axis(chosen, np.lexsort((chosen, -chosen_scores), axis=1), axis=1)
     return top
 
 
@@ -73,19 +79,44 @@ def ranking_metrics(ranked: np.ndarray, truth: sp.csr_matrix, ks: tuple[int, ...
     return out
 
 
+BLOCK_CELLS = 8_000_000
+"""Scores ranked at once (users x items of a block): a block of float64 scores stays near 64 MB
+whatever the catalogue."""
+
+
+def block_rows(n_items: int, at_most: int = 1024) -> int:
+    """How many users' scores to hold at once for a catalogue of `n_items`."""
+    return max(1, min(at_most, BLOCK_CELLS // max(n_items, 1)))
+
+
+def sample_rows(matrix: sp.csr_matrix, at_most: int | None, seed: int = 0) -> sp.csr_matrix:
+    """`matrix` with the interactions of at most `at_most` of its non-empty rows, a seeded sample
+    (the others emptied); `matrix` itself where it has no more (or `at_most` is None)."""
+    rows = np.flatnonzero(np.diff(matrix.indptr) > 0)
+    if at_most is None or len(rows) <= at_most:
+        return matrix
+    keep = np.zeros(matrix.shape[0], dtype=np.float32)
+    keep[np.random.default_rng(seed).choice(rows, at_most, replace=False)] = 1.0
+    out = (sp.diags(keep) @ matrix).tocsr()
+    out.eliminate_zeros()
+    return out
+
+
 def evaluate_scores(
     score_fn: Callable[[np.ndarray], np.ndarray],
     known: sp.csr_matrix,
     truth: sp.csr_matrix,
     ks: tuple[int, ...] = (5, 10, 20),
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     candidates: np.ndarray | None = None,
 ) -> EvalResult:
     """Score users with held-out items in batches, mask what they already know, rank, measure.
 
-    `score_fn(users)` returns a dense (len(users), n_items) block for those users only. With
-    `candidates` (a flag per item), only those items are ranked, and `truth` is cut to them.
+    `score_fn(users)` returns a dense (len(users), n_items) block for those users only (blocks of
+    `batch_size` users, by default as many as `block_rows` allows). With `candidates` (a flag per
+    item), only those items are ranked, and `truth` is cut to them.
     """
+    batch_size = batch_size or block_rows(truth.shape[1])
     if candidates is not None:
         truth = (truth.tocsr() @ sp.diags(np.asarray(candidates, dtype=np.float32))).tocsr()
         truth.eliminate_zeros()

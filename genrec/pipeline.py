@@ -24,10 +24,10 @@ import scipy.sparse as sp
 from genrec import data as gdata
 from genrec import drift, preprocessing, registry
 from genrec.config import Config
-from genrec.dataset import Dataset
+from genrec.dataset import TEST, Dataset
 from genrec.drift import DataProfile, DriftCheck
 from genrec.errors import DataError, UsageError
-from genrec.evaluation import EvalResult, evaluate_scores
+from genrec.evaluation import EvalResult, evaluate_scores, sample_rows
 from genrec.fair import TrainingReference, fair_test
 from genrec.gating import Decision, decide
 from genrec.models.base import Recommender
@@ -171,6 +171,7 @@ def prepare(checked: Checked, cfg: Config) -> Dataset:
     data = preprocessing.prepare(checked.implicit, cfg.prepare, items=checked.items,
                                  catalogue=cfg.data.items is not None)
     data.feature_config = cfg.features
+    data.validation_users = cfg.eval.validation_users
     folder = datasets_dir(data.fingerprint)
     if not (folder / "dataset.json").is_file():
         data.save(folder)
@@ -187,7 +188,9 @@ def load_split(train: Path, test: Path, fmt: str, cfg: Config) -> Dataset:
     if (prepare.split == "random" and "timestamp" in train_rows
             and _model_capabilities(cfg).uses_order and train_rows["timestamp"].notna().all()):
         prepare = dataclasses.replace(prepare, split="leave-last-out")
-    return preprocessing.from_split(train_rows, gdata.load_interactions(test, fmt, cfg.data), prepare)
+    data = preprocessing.from_split(train_rows, gdata.load_interactions(test, fmt, cfg.data), prepare)
+    data.validation_users = cfg.eval.validation_users
+    return data
 
 
 def _model_capabilities(cfg: Config):
@@ -424,8 +427,33 @@ def grid_choice(scores: list[float | None]) -> int:
 
 
 def evaluate(model: Recommender, data: Dataset, cfg: Config) -> EvalResult:
-    """Full-ranking metrics on the test split, each test user conditioned on train + validation."""
-    return evaluate_scores(model.score_users, data.seen("train", "validation"), data.test, cfg.eval.ks)
+    """Full-ranking metrics on the test split (at most `eval.max_users` of its users, a seeded
+    sample), each test user conditioned on train + validation."""
+    return evaluate_scores(model.score_users, data.seen("train", "validation"),
+                           sample_rows(data.test, cfg.eval.max_users, cfg.gate.bootstrap_seed), cfg.eval.ks)
+
+
+def evaluate_components(model: Recommender, data: Dataset, cfg: Config) -> dict[str, dict[str, float]]:
+    """Each fitted component of a composite model scored alone as `evaluate` scores the model
+    (what the blend's parts are worth on their own); empty for a single model."""
+    parts = getattr(model, "fitted_parts", [])
+    if len(parts) < 2:
+        return {}
+    return {part.name: evaluate(part, data, cfg).metrics for part in parts}
+
+
+def sample_test_users(data: Dataset, info: dict[str, Any], cfg: Config) -> tuple[Dataset, dict[str, Any]]:
+    """`data` with the test interactions of at most `eval.max_users` test users (a seeded sample),
+    and `info` (the gate test's description) saying so where it sampled."""
+    sampled = sample_rows(data.test, cfg.eval.max_users, cfg.gate.bootstrap_seed)
+    if sampled.nnz == data.test.nnz:
+        return data, info
+    test = data.events.split == TEST
+    keep = np.diff(sampled.indptr)[data.events.user[test]] > 0
+    users = int((np.diff(sampled.indptr) > 0).sum())
+    log.info("the gate ranks a seeded sample of %d of %d test users (eval.max_users)", users, info["users"])
+    return data.keep_test(keep), info | {"sampled_users": users, "of_users": info["users"], "users": users,
+                                         "interactions": int(keep.sum())}
 
 
 def evaluate_cold_start(model: Recommender, data: Dataset, cfg: Config) -> dict[str, EvalResult]:
@@ -458,13 +486,13 @@ def fair_gate_data(data: Dataset, cfg: Config, champion: str | None) -> tuple[Da
                       "users": int((np.diff(data.test.indptr) > 0).sum())}
 
     if champion is None:
-        return whole("no champion yet")
+        return sample_test_users(*whole("no champion yet"), cfg)
     with registry.reference_dir(cfg.registry.model_name, champion) as folder:
         reference = TrainingReference.load(folder) if folder is not None else None
     if reference is None:
         log.warning("champion %s has no training reference; comparing on the whole test split", champion)
-        return whole("the champion logged no training data")
-    return fair_test(data, reference)
+        return sample_test_users(*whole("the champion logged no training data"), cfg)
+    return sample_test_users(*fair_test(data, reference), cfg)
 
 
 def score_served(model_uri: str, data: Dataset, cfg: Config) -> EvalResult:

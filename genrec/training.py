@@ -62,7 +62,11 @@ class TrainConfig:
     checkpoint_every: int = 10
     """Write a checkpoint every this many epochs (and when a phase ends)."""
     log_every: int = 10
-    """Log one progress line every this many epochs."""
+    """Log one progress line every this many epochs (and after any epoch that ends a minute or more
+    after the last line)."""
+    max_minutes: float = 0.0
+    """Stop choosing epochs once this many minutes of training have passed (the best epoch so far
+    is kept; a refit then trains that many); 0: no limit."""
     keep_checkpoints: int = 5
     """How many finished runs' checkpoints to keep under GENREC_HOME/checkpoints: once a run has
     registered its model, the checkpoint files of older finished runs go (0: its own too); a run in
@@ -71,7 +75,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         at_least(self, 1, "epochs", "patience", "checkpoint_every", "log_every")
-        at_least(self, 0, "keep_checkpoints")
+        at_least(self, 0, "keep_checkpoints", "max_minutes")
 
 
 @dataclass
@@ -144,11 +148,12 @@ def resolve_device(device: str):
 
 
 def validation_score(score_users: Callable[[np.ndarray], np.ndarray], data: "Dataset") -> float:
-    """NDCG@20 on the validation split of `score_users(users)`, scores conditioned on the
-    training split alone."""
+    """NDCG@20 on the validation split of `score_users(users)` (at most `data.validation_users` of
+    its users), scores conditioned on the training split alone."""
     from genrec.evaluation import evaluate_scores
 
-    result = evaluate_scores(score_users, data.seen("train"), data.validation, ks=(int(VALIDATION_METRIC.split("@")[1]),))
+    result = evaluate_scores(score_users, data.seen("train"), data.scored_validation,
+                             ks=(int(VALIDATION_METRIC.split("@")[1]),))
     return result.metrics[VALIDATION_METRIC]
 
 
@@ -234,6 +239,7 @@ def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset
     done = saved is not None and saved.get("selection_done", False)
     bar = _bar(cfg.epochs, name, options.progress, initial=start_epoch - 1)
     clock = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
+    last_line = history[-1]["seconds"] if history else 0.0
     try:
         epoch = start_epoch - 1
         for epoch in range(start_epoch, cfg.epochs + 1):
@@ -251,14 +257,20 @@ def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset
             if options.on_epoch is not None:
                 options.on_epoch(epoch, record)
             started = has_validation and best_score > floor
-            done = (started and epoch - best_epoch >= cfg.patience) or epoch == cfg.epochs
-            _report(out, bar, name, cfg, epoch, record, best_epoch, best_score)
+            out_of_time = cfg.max_minutes > 0 and record["seconds"] >= 60 * cfg.max_minutes
+            done = (started and epoch - best_epoch >= cfg.patience) or epoch == cfg.epochs or out_of_time
+            _report(out, bar, name, cfg, epoch, record, best_epoch, best_score, last_line)
+            if epoch % cfg.log_every == 0 or record["seconds"] - last_line >= 60:
+                last_line = record["seconds"]
+            if out_of_time and epoch < cfg.epochs:
+                out.info("%s: train.max_minutes=%s reached after epoch %d (best %d)", name, cfg.max_minutes, epoch,
+                         best_epoch)
             if epoch % cfg.checkpoint_every == 0 or done:
                 store.write({"phase": "select", "epoch": epoch, "selection_done": done, "trainer": trainer.state_dict(),
                              "history": history, "floor": floor, "best_epoch": best_epoch, "best_score": best_score,
                              "selected": selected})
                 crash_point(f"checkpoint:{epoch}")
-            if done and epoch < cfg.epochs:
+            if done and epoch < cfg.epochs and not out_of_time:
                 out.info("%s: early stop at epoch %d (best %d, validation %s %.4f)", name, epoch, best_epoch,
                          VALIDATION_METRIC, best_score)
     finally:
@@ -306,11 +318,11 @@ def _bar(total: int, name: str, progress: bool, initial: int):
 
 
 def _report(out, bar, name: str, cfg: TrainConfig, epoch: int, record: dict[str, float], best_epoch: int,
-            best_score: float) -> None:
+            best_score: float, last_line: float) -> None:
     shown = {k: f"{v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds")}
     bar.update(1)
     bar.set_postfix(shown)
-    if epoch % cfg.log_every == 0:
+    if epoch % cfg.log_every == 0 or record["seconds"] - last_line >= 60:
         best = f"; best {best_score:.4f} at epoch {best_epoch}" if math.isfinite(best_score) else ""
         out.info("%s epoch %d/%d: %s (%.0f s)%s", name, epoch, cfg.epochs,
                  ", ".join(f"{k} {v}" for k, v in shown.items()), record["seconds"], best)

@@ -158,11 +158,21 @@ def test_blend_weights_mix_standardised_scores(tmp_path):
 def test_blend_needs_validation_and_a_catalogue_the_partner_can_hold(caplog):
     base = ["model.name=itemknn", "model.blend=ease"]
     without_validation = make_model(load_config("tiny", base)).fit(checkerboard(2))
-    too_many_items = make_model(load_config("tiny", [*base, "model.blend_max_items=10"])).fit(
-        checkerboard(2, validation=True))
+    too_many_items = make_model(load_config("tiny", [*base, "model.blend_max_items=10", "model.blend_large=none"])
+                                ).fit(checkerboard(2, validation=True))
     for model in (without_validation, too_many_items):
         assert model.weight_ == 1.0 and not model.mixes_ and "blend_weight" not in model.chosen_params_
     assert "needs a validation split" in caplog.text and "blend_max_items" in caplog.text
+
+
+def test_above_the_dense_partners_size_the_blend_takes_the_scalable_one(tmp_path):
+    data = checkerboard(2, validation=True)
+    model = make_model(load_config("tiny", ["model.name=itemknn", "model.blend=ease", "model.blend_max_items=10",
+                                            "model.blend_weights=0"])).fit(data)
+    assert model.second.name == "ease-lowrank" and "ease-lowrank_lambda" in model.chosen_params_
+    save_model(model, tmp_path / "blend")
+    histories = data.histories()
+    assert np.array_equal(load_model(tmp_path / "blend").score(histories), model.score(histories))
 
 
 def test_a_blend_needs_models_that_score_histories():

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from genrec.dataset import Histories
-from genrec.evaluation import evaluate_ranked, top_k
+from genrec.evaluation import block_rows, evaluate_ranked, top_k
 from genrec.models.base import Capabilities, ModelState, Recommender, Scorer
 from genrec.training import VALIDATION_METRIC
 
@@ -42,13 +42,14 @@ def _standardised(scores: np.ndarray) -> np.ndarray:
 
 
 def choose_weight(weights: tuple[float, ...], first: Scorer, second: Scorer, data: "Dataset",
-                  batch_size: int = 1024) -> tuple[float, dict[str, float]]:
+                  batch_size: int | None = None) -> tuple[float, dict[str, float]]:
     """The weight whose mix does best on `data.validation` (ties: the first listed), scoring each
     batch of users once per model and ranking every weight's mix of it."""
     k = int(VALIDATION_METRIC.split("@")[1])
     histories = data.histories(splits=("train",))
-    users = np.flatnonzero(np.diff(data.validation.indptr) > 0)
+    users = np.flatnonzero(np.diff(data.scored_validation.indptr) > 0)
     ranked = {w: np.empty((len(users), min(k, data.n_items)), dtype=np.int64) for w in weights}
+    batch_size = batch_size or block_rows(data.n_items)
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         rows = histories.take(batch)
@@ -59,7 +60,7 @@ def choose_weight(weights: tuple[float, ...], first: Scorer, second: Scorer, dat
             if data.exclude_seen:
                 mixed[seen] = -np.inf
             ranked[w][start : start + len(batch)] = top_k(mixed, k)
-    scores = {w: evaluate_ranked(ranked[w], users, data.validation, (k,)).metrics[VALIDATION_METRIC]
+    scores = {w: evaluate_ranked(ranked[w], users, data.scored_validation, (k,)).metrics[VALIDATION_METRIC]
               for w in weights}
     best = max(weights, key=lambda w: (scores[w], -weights.index(w)))
     return best, {str(w): round(s, 6) for w, s in scores.items()}
@@ -70,9 +71,10 @@ class Blend(Recommender):
 
     name = "blend"
 
-    def __init__(self, first: Recommender, second: Recommender, weights: tuple[float, ...], max_items: int):
+    def __init__(self, first: Recommender, second: Recommender, weights: tuple[float, ...], max_items: int,
+                 large: Recommender | None = None):
         super().__init__(None, first.train_config)
-        self.first, self.second = first, second
+        self.first, self.second, self.large = first, second, large
         self.weights = tuple(weights)
         self.max_items = max_items
 
@@ -94,10 +96,14 @@ class Blend(Recommender):
         if data.validation.nnz == 0:
             log.warning("the blend with %s needs a validation split to choose its weight: %s alone is kept.",
                         self.second.name, self.first.name)
-        elif data.n_items > self.max_items:
+        elif data.n_items > self.max_items and self.large is None:
             log.warning("the blend with %s is skipped: %d items > model.blend_max_items=%d; %s alone is kept.",
                         self.second.name, data.n_items, self.max_items, self.first.name)
         else:
+            if data.n_items > self.max_items:
+                log.info("the blend takes %s for %s: %d items > model.blend_max_items=%d", self.large.name,
+                         self.second.name, data.n_items, self.max_items)
+                self.second = self.large
             self.second.fit(data)
             self.weight_, self.validation_scores_ = choose_weight(
                 self.weights, self.first.validation_scorer(data), self.second.validation_scorer(data), data)
@@ -110,6 +116,11 @@ class Blend(Recommender):
         self.mixes_ = self.weight_ < 1.0  # whether the second model's scores are used at all
         self._remember(data)
         return self
+
+    @property
+    def fitted_parts(self) -> list[Recommender]:
+        """The components this fit trained (the partner only where the blend was not skipped)."""
+        return [self.first] + ([self.second] if hasattr(self, "validation_scores_") else [])
 
     def score(self, histories: Histories) -> np.ndarray:
         self._check_fitted()

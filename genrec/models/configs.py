@@ -43,6 +43,20 @@ class EASEConfig:
 
 
 @dataclass(frozen=True)
+class LowRankEASEConfig:
+    rank: int = 256
+    """Rank of the Gram matrix's approximation (memory and scoring time grow with items x rank)."""
+    lambdas: tuple[float, ...] = (10.0, 50.0, 200.0, 1000.0, 5000.0)
+    """L2 strengths tried; the one with the best validation NDCG@20 is kept."""
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ValueError(f"rank must be at least 1, got {self.rank}")
+        if not self.lambdas or min(self.lambdas) <= 0:
+            raise ValueError(f"lambdas must be positive numbers, got {self.lambdas}")
+
+
+@dataclass(frozen=True)
 class TransitionsConfig:
     """Transitions have no hyperparameters: counts of consecutive pairs, ties broken by popularity."""
 

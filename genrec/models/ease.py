@@ -47,14 +47,16 @@ def linear_scorer(weights: np.ndarray):
 
 
 def choose_lambda(lambdas: tuple[float, ...], train: sp.csr_matrix, validation: sp.csr_matrix | None,
-                  repeats: int, exclude_seen: bool = True) -> tuple[float, dict[str, float]]:
+                  repeats: int, exclude_seen: bool = True, max_users: int | None = None
+                  ) -> tuple[float, dict[str, float]]:
     """The lambda with the best mean validation NDCG@20 over `repeats` carve-outs, and each one's mean."""
 
     def scorers_on(fold_train: sp.csr_matrix):
         gram = gram_matrix(fold_train)
         return lambda lam: linear_scorer(ease_weights(fold_train, lam, gram))
 
-    return choose_on_carve_outs(lambdas, scorers_on, train, validation, repeats, exclude_seen=exclude_seen)
+    return choose_on_carve_outs(lambdas, scorers_on, train, validation, repeats, exclude_seen=exclude_seen,
+                                max_users=max_users)
 
 
 class EASE(Recommender):
@@ -65,7 +67,8 @@ class EASE(Recommender):
 
     def fit(self, data: "Dataset", options: "FitOptions | None" = None) -> "EASE":
         self.lambda_, self.validation_scores_ = choose_lambda(self.config.lambdas, data.train, data.validation,
-                                                              self.config.tuning_repeats, data.exclude_seen)
+                                                              self.config.tuning_repeats, data.exclude_seen,
+                                                              data.validation_users)
         self.weights_ = ease_weights(data.known, self.lambda_)  # refitted on train + validation
         self.chosen_params_ = {"lambda": self.lambda_}
         self._remember(data)

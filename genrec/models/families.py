@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from genrec.errors import UsageError
 from genrec.models.cfgan.config import CFGANConfig
-from genrec.models.configs import (AttributePopConfig, ContentKNNConfig, EASEConfig, ItemKNNConfig, PopConfig,
-                                   TransitionsConfig)
+from genrec.models.configs import (AttributePopConfig, ContentKNNConfig, EASEConfig, ItemKNNConfig,
+                                   LowRankEASEConfig, PopConfig, TransitionsConfig)
 from genrec.models.seqgan.config import SeqGANConfig
 
 if TYPE_CHECKING:
@@ -49,6 +49,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("transitions", TransitionsConfig, "genrec.models.transitions:Transitions",
            "item-to-item transitions: what came right after the history's last item"),
     Family("ease", EASEConfig, "genrec.models.ease:EASE", "EASE (Steck 2019), a closed-form item-item model"),
+    Family("ease-lowrank", LowRankEASEConfig, "genrec.models.lowrank:LowRankEASE",
+           "EASE on a low-rank approximation of the item-item Gram matrix, for large catalogues"),
     Family("cfgan", CFGANConfig, "genrec.models.cfgan.model:CFGAN",
            "CFGAN (Chae et al. 2018), a GAN whose generator outputs a user's preference vector"),
     Family("seqgan", SeqGANConfig, "genrec.models.seqgan.model:SeqGAN",
@@ -85,7 +87,9 @@ def make_model(cfg) -> "Recommender":
     from genrec.models.blend import Blend
 
     second = _make(model_cfg.blend, model_cfg.section(model_cfg.blend), cfg.train)
-    return Blend(first, second, model_cfg.blend_weights, model_cfg.blend_max_items)
+    large = None if model_cfg.blend_large == "none" else _make(
+        model_cfg.blend_large, model_cfg.section(model_cfg.blend_large), cfg.train)
+    return Blend(first, second, model_cfg.blend_weights, model_cfg.blend_max_items, large)
 
 
 def _make(name: str, section: Any, train: Any) -> "Recommender":

@@ -73,7 +73,8 @@ class ItemKNN(Recommender):
     def fit(self, data: "Dataset", options: "FitOptions | None" = None) -> "ItemKNN":
         self.k_, self.validation_scores_ = choose_on_carve_outs(
             self.config.neighbours, lambda fold_train: lambda k: _scorer(cosine_topk(fold_train, k)),
-            data.train, data.validation, self.config.tuning_repeats, exclude_seen=data.exclude_seen)
+            data.train, data.validation, self.config.tuning_repeats, exclude_seen=data.exclude_seen,
+            max_users=data.validation_users)
         # Row i holds item i's neighbours: a user's scores are history @ S^T.
         self.similarity_ = cosine_topk(data.known, self.k_).T.tocsr()
         self.chosen_params_ = {"neighbours": self.k_}

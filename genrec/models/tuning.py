@@ -24,12 +24,13 @@ def choose_on_validation(
     validation: sp.csr_matrix | None,
     metric: str = "ndcg@20",
     exclude_seen: bool = True,
+    max_users: int | None = None,
 ) -> tuple[Any, dict[str, float]]:
     """The candidate whose scorer (`scorer_for(candidate)`, built on `train`) does best on
     `validation`; ties go to the first. With no validation interactions, the first candidate,
     unscored."""
     return choose_on_carve_outs(candidates, lambda _: scorer_for, train, validation, repeats=1, metric=metric,
-                                exclude_seen=exclude_seen)
+                                exclude_seen=exclude_seen, max_users=max_users)
 
 
 def choose_on_carve_outs(
@@ -40,12 +41,14 @@ def choose_on_carve_outs(
     repeats: int,
     metric: str = "ndcg@20",
     exclude_seen: bool = True,
+    max_users: int | None = None,
 ) -> tuple[Any, dict[str, float]]:
     """The candidate with the best mean `metric` over `repeats` carve-outs (see `carve_outs`); ties
-    go to the first; each fold's training items are ranked out where `exclude_seen`. `scorers_on(fold_train)` returns `scorer_for(candidate)` built on that fold's
+    go to the first; each fold's training items are ranked out where `exclude_seen`; each fold
+    ranks at most `max_users` of its validation users (a seeded sample). `scorers_on(fold_train)` returns `scorer_for(candidate)` built on that fold's
     training part (what a fold shares between candidates, such as EASE's Gram matrix, is computed
     once there). Returns the choice and each candidate's mean score."""
-    from genrec.evaluation import evaluate_scores
+    from genrec.evaluation import evaluate_scores, sample_rows
 
     if validation is None or validation.nnz == 0 or len(candidates) == 1:
         return candidates[0], {}
@@ -53,6 +56,7 @@ def choose_on_carve_outs(
     totals = np.zeros(len(candidates))
     folds = carve_outs(train, validation, repeats)
     for fold_train, fold_validation in folds:
+        fold_validation = sample_rows(fold_validation, max_users)
         scorer_for = scorers_on(fold_train)
         seen = fold_train if exclude_seen else sp.csr_matrix(fold_train.shape, dtype=np.float32)
         for i, candidate in enumerate(candidates):

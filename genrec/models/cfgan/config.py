@@ -8,6 +8,11 @@ from typing import Literal
 from genrec.ranges import at_least
 
 
+SAMPLED_ABOVE = 4
+"""output=auto trains on sampled outputs where the full output has more than this many times the
+sampled one's: the full form's dense products cost less per output (benchmarks/scale.py)."""
+
+
 @dataclass(frozen=True)
 class CFGANConfig:
     """CFGAN's hyperparameters; the defaults are the authors' ML-100K settings, user-based."""
@@ -65,9 +70,18 @@ class CFGANConfig:
     id_dropout: float = 0.0
     """With attributes: the share of warm items whose id weights are left out at each generator
     step, so that attributes learn to stand for an item alone (as for a cold one)."""
+    output: Literal["auto", "full", "sampled"] = "auto"
+    """Where training computes the generator's output: `full`, every item of every row (as
+    published; an epoch costs rows x items); `sampled`, each row's items and `negatives` items
+    drawn for each batch (an epoch costs interactions + rows x negatives;
+    genrec/models/cfgan/sampled.py); `auto`, sampled where full would compute more than
+    SAMPLED_ABOVE times as many outputs."""
+    negatives: int = 1000
+    """With output=sampled: items drawn at each step, shared by the batch's rows (each row leaves
+    out those it has)."""
 
     def __post_init__(self) -> None:
-        at_least(self, 1, "hidden_g", "hidden_d", "batch_g", "batch_d")
+        at_least(self, 1, "hidden_g", "hidden_d", "batch_g", "batch_d", "negatives")
         at_least(self, 0, "layers_g", "layers_d", "g_steps", "d_steps")
         for name in ("zr_ratio", "pm_ratio", "ema_decay"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -85,6 +99,13 @@ class CFGANConfig:
         for name in ("gp_weight", "zr_coefficient", "reg_g", "reg_d"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}")
+
+    def sampled(self, rows) -> bool:
+        """Whether to train on sampled outputs for the training matrix `rows` (see `output`)."""
+        if self.output != "auto":
+            return self.output == "sampled"
+        n_rows, width = rows.shape
+        return n_rows * width > SAMPLED_ABOVE * (n_rows * min(self.negatives, width) + rows.nnz)
 
     def capabilities(self, declared):
         """The item-based form completes items' vectors of the users it trained on: it scores no new

@@ -17,6 +17,7 @@ from genrec.errors import UsageError
 from genrec.models.base import Capabilities, ModelState, Recommender, Scorer, finite_scores
 from genrec.models.cfgan.config import CFGANConfig
 from genrec.models.cfgan.networks import Generator, folded, generate
+from genrec.models.cfgan.sampled import SampledCFGANTrainer
 from genrec.models.cfgan.trainer import CFGANTrainer
 from genrec.models.item_table import ItemAttributes
 from genrec.training import REFIT, SELECT, TrainConfig, resolve_device, train_loop
@@ -41,8 +42,8 @@ class CFGAN(Recommender):
         cfg, train = self.config, self.train_config
         device = resolve_device(train.device)
         oriented = (lambda m: m) if cfg.mode == "user" else (lambda m: m.T.tocsr())
-        result = train_loop(lambda splits: CFGANTrainer(cfg, oriented(data.matrix(*splits)), device, train.seed,
-                                                        self._attributes(data, splits)),
+        result = train_loop(lambda splits: self._trainer(oriented(data.matrix(*splits)), device,
+                                                         self._attributes(data, splits)),
                             data, train, options, name=self.name)
         self.training_ = result
         self.width_ = data.n_items if cfg.mode == "user" else data.n_users
@@ -55,6 +56,14 @@ class CFGAN(Recommender):
         if cfg.mode == "item":
             self.known_matrix_ = data.known
         return self
+
+    def _trainer(self, rows, device, attributes: ItemAttributes | None):
+        """The published trainer, or the one at the interactions' cost (`model.cfgan.output`)."""
+        if self.config.sampled(rows):
+            log.info("CFGAN trains on sampled outputs: %d interactions x (1 + %d negatives), not %d x %d",
+                     rows.nnz, self.config.negatives, *rows.shape)
+            return SampledCFGANTrainer(self.config, rows, device, self.train_config.seed, attributes)
+        return CFGANTrainer(self.config, rows, device, self.train_config.seed, attributes)
 
     def _attributes(self, data: "Dataset", splits: tuple[str, ...]) -> ItemAttributes | None:
         return ItemAttributes.for_splits(data, splits, self.config.attributes)

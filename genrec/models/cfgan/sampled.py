@@ -1,0 +1,372 @@
+"""CFGAN trained at the cost of the interactions, not of rows x items (`model.cfgan.output=sampled`).
+
+The published trainer (`trainer.py`) computes the generator's output for every item of every row in
+a batch and shows the discriminator whole vectors. Its losses need far less: under ZR the
+discriminator sees the generated vector masked to the row's own items (e_u), and the ZR term asks
+for the output at a random share of the unobserved items only. Here each step draws `negatives`
+items for the whole batch (uniformly, without replacement, as ZR's share is drawn; for each row
+those it has are left out) and computes the generator's output at each row's items and at the drawn
+ones only, reading the output layer's rows of those items:
+
+    G(c_u)_j = sigmoid-MLP(c_u) . W_j + b_j
+
+- ZR: alpha * sum over a zr_ratio share of the unobserved items of G_j^2 is estimated without bias
+  by alpha * zr_ratio * (items / negatives) * sum over the drawn unobserved ones of G_j^2.
+- PM: the discriminator's generated vector has the row's items and the drawn unobserved items
+  (k_u is the drawn items rather than a pm_ratio share of all of them); the real vector, 1 at the
+  row's items, is 0 there.
+- WGAN-GP: the gradient penalty is taken over the coordinates the vectors have (the row's items,
+  and the drawn ones under PM), the others being 0 in both.
+
+Every item table (the generator's input and output layers, the discriminator's two input halves)
+gets a sparse gradient of the rows a step read and a sparse Adam (torch's SparseAdam: a row's
+moments move when it is read), with the L2 penalty on those rows; the weight average is kept
+lazily per row (a row that has not moved since step s has, at step t, the average
+p + d^(t - s) (avg - p), exactly what an update every step gives). A step costs the batch's
+interactions x the width plus rows x negatives x the width, whatever the catalogue.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genrec import distributed
+from genrec.errors import UsageError
+from genrec.models.cfgan.config import CFGANConfig
+from genrec.models.cfgan.networks import Discriminator, Generator, SparseRows, generate
+from genrec.training import copy_state
+
+
+def item_tables(module: nn.Module) -> list[nn.Parameter]:
+    """The parameters of `module` with one row per item (sparse gradients), the others excluded."""
+    if isinstance(module, Generator):
+        return [module.net[0].weight, module.net[-1].weight]
+    return [module.condition_in.weight, module.vector_in.weight]
+
+
+class LazyAverage:
+    """An exponential moving average of a network's weights, updated every step for the small
+    parameters and, for the item tables, for the rows a step moved (the others caught up on read)."""
+
+    def __init__(self, network: nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(network)
+        self.module.requires_grad_(False)
+        self.tables = {id(p) for p in item_tables(network)}
+        self.last = {name: torch.zeros(p.shape[0], dtype=torch.int64, device=p.device)
+                     for name, p in network.named_parameters() if id(p) in self.tables}
+        self.step = 0
+        self.synced_at = 0
+
+    def update(self, network: nn.Module, moved: dict[str, torch.Tensor], before: dict[str, torch.Tensor]) -> None:
+        """After an optimiser step: `moved` rows of each table (their values `before` the step)."""
+        self.step += 1
+        d = self.decay
+        averaged = dict(self.module.named_parameters())
+        with torch.no_grad():
+            for name, p in network.named_parameters():
+                avg = averaged[name]
+                if name not in self.last:
+                    avg.mul_(d).add_(p, alpha=1 - d)
+                    continue
+                rows = moved.get(name)
+                if rows is None or len(rows) == 0:
+                    continue
+                # Bring the rows to the step before this one (constant at `before` since they last moved),
+                # then take this step's update.
+                gap = (self.step - 1 - self.last[name][rows]).to(p.dtype)
+                kept = before[name]
+                caught = kept + (d ** gap)[:, None] * (avg[rows] - kept)
+                avg[rows] = d * caught + (1 - d) * p[rows]
+                self.last[name][rows] = self.step
+
+    def synced(self, network: nn.Module) -> nn.Module:
+        """The averaged network, every row brought to the current step."""
+        if self.synced_at == self.step:
+            return self.module
+        self.synced_at = self.step
+        averaged = dict(self.module.named_parameters())
+        with torch.no_grad():
+            for name, p in network.named_parameters():
+                if name in self.last:
+                    gap = (self.step - self.last[name]).to(p.dtype)
+                    averaged[name].copy_(p + (self.decay ** gap)[:, None] * (averaged[name] - p))
+                    self.last[name].fill_(self.step)
+        return self.module
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"module": self.module.state_dict(), "last": {k: v.clone() for k, v in self.last.items()},
+                "step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        for k, v in state["last"].items():
+            self.last[k].copy_(v)
+        self.step = state["step"]
+        self.synced_at = -1
+
+
+class Optimisers:
+    """Adam for a network's small parameters, SparseAdam for its item tables, and the L2 penalty
+    `reg` x w on the rows a step read (the gradient of reg/2 ||w||^2, as Adam's coupled decay)."""
+
+    def __init__(self, network: nn.Module, lr: float, reg: float, betas: tuple[float, float]):
+        tables = item_tables(network)
+        ids = {id(p) for p in tables}
+        self.tables, self.reg = tables, reg
+        self.dense = torch.optim.Adam([p for p in network.parameters() if id(p) not in ids], lr=lr,
+                                      weight_decay=reg, betas=betas)
+        self.sparse = torch.optim.SparseAdam(tables, lr=lr, betas=betas)
+
+    def zero_grad(self) -> None:
+        self.dense.zero_grad(set_to_none=True)
+        self.sparse.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        for p in self.tables:
+            if p.grad is not None:
+                grad = p.grad.coalesce()
+                rows = grad.indices()[0]
+                values = grad.values() + self.reg * p.detach()[rows] if self.reg else grad.values()
+                p.grad = torch.sparse_coo_tensor(grad.indices(), values, grad.shape, is_coalesced=True,
+                                                 check_invariants=False)
+        self.dense.step()
+        self.sparse.step()
+
+    def moved(self, network: nn.Module) -> dict[str, torch.Tensor]:
+        """Each item table's rows with a gradient this step, by parameter name."""
+        names = {id(p): n for n, p in network.named_parameters()}
+        return {names[id(p)]: p.grad.coalesce().indices()[0] for p in self.tables if p.grad is not None}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"dense": self.dense.state_dict(), "sparse": self.sparse.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.dense.load_state_dict(state["dense"])
+        self.sparse.load_state_dict(state["sparse"])
+
+
+class Drawn(NamedTuple):
+    """A batch as the sampled trainer reads it: the rows' items (CSR order) and `negatives` items
+    drawn for the whole batch, with which of them each row has (`own`, left out of that row)."""
+
+    row: np.ndarray
+    """The batch row of each interaction."""
+    item: np.ndarray
+    offsets: np.ndarray
+    """Where each row's interactions start."""
+    shared: np.ndarray
+    """The drawn items, shared by the batch's rows."""
+    own: np.ndarray
+    """rows x drawn: whether the row has the drawn item (then it is not one of its unobserved)."""
+    zr_weight: np.ndarray
+    """Per row: zr_ratio / (the probability that an item is drawn)."""
+
+    @classmethod
+    def of(cls, real: sp.csr_matrix, negatives: int, zr_ratio: float, rng: np.random.Generator) -> "Drawn":
+        n_rows, width = real.shape
+        lengths = np.diff(real.indptr)
+        row = np.repeat(np.arange(n_rows), lengths)
+        shared = rng.choice(width, size=min(negatives, width), replace=False)
+        own = np.zeros((n_rows, len(shared)), dtype=bool)
+        column_of = np.full(width, -1, dtype=np.int64)
+        column_of[shared] = np.arange(len(shared))
+        hit = column_of[real.indices] >= 0
+        own[row[hit], column_of[real.indices[hit]]] = True
+        # Each item is drawn with probability len(shared) / width: weighting the drawn unobserved
+        # items by its inverse estimates the sum over all of them without bias (Horvitz-Thompson).
+        zr_weight = np.full(n_rows, zr_ratio * width / len(shared), dtype=np.float32)
+        return cls(row, real.indices, real.indptr[:-1], shared, own, zr_weight)
+
+
+class SampledCFGANTrainer:
+    """CFGAN's G and D over `rows`, trained on each row's items and drawn unobserved items only
+    (the Trainer protocol of `genrec.training`, as `CFGANTrainer`)."""
+
+    def __init__(self, cfg: CFGANConfig, rows: sp.csr_matrix, device: torch.device, seed: int, attributes=None):
+        if attributes is not None:
+            raise UsageError("model.cfgan.output=sampled does not use item attributes yet: set model.cfgan.output=full "
+                             "with model.attributes=true.")
+        if distributed.current().parallel:
+            raise UsageError("model.cfgan.output=sampled trains in one process: set model.cfgan.output=full to train "
+                             "under torchrun.")
+        self.cfg = cfg
+        self.rows = rows.tocsr().astype(np.float32)
+        self.rows.sort_indices()
+        self.device = device
+        width = self.rows.shape[1]
+        start = torch.Generator().manual_seed(seed)
+        self.generator = Generator(width, cfg.hidden_g, cfg.layers_g, start).to(device)
+        self.discriminator = Discriminator(width, cfg.hidden_d, cfg.layers_d, start).to(device)
+        for layer in (self.generator.net[0], self.discriminator.condition_in, self.discriminator.vector_in):
+            layer.sparse = True
+        betas = (0.0, 0.9) if cfg.loss == "wgan-gp" else (0.9, 0.999)
+        self.opt_g = Optimisers(self.generator, cfg.lr_g, cfg.reg_g, betas)
+        self.opt_d = Optimisers(self.discriminator, cfg.lr_d, cfg.reg_d, betas)
+        self.average = LazyAverage(self.generator, cfg.ema_decay) if cfg.ema_decay else None
+        self.active = np.flatnonzero(np.diff(self.rows.indptr) > 0)
+        self.rng = np.random.default_rng(seed)
+        self.torch_rng = torch.Generator(device=device).manual_seed(seed)
+
+    @property
+    def kept_generator(self) -> Generator:
+        return self.average.synced(self.generator) if self.average is not None else self.generator
+
+    # --- the Trainer protocol -------------------------------------------------------------------
+
+    def train_epoch(self) -> dict[str, float]:
+        self.generator.train()
+        self.discriminator.train()
+        d_losses = [self.step_d(rows) for _ in range(self.cfg.d_steps) for rows in self._batches(self.cfg.batch_d)]
+        g_losses = [self.step_g(rows) for _ in range(self.cfg.g_steps) for rows in self._batches(self.cfg.batch_g)]
+        return {"d_loss": float(np.mean(d_losses)) if d_losses else 0.0,
+                "g_loss": float(np.mean(g_losses)) if g_losses else 0.0}
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        kept = self.kept_generator
+        kept.eval()
+        if self.cfg.mode == "user":
+            return generate(kept, self.rows[np.asarray(users)])
+        return generate(kept, self.rows, columns=np.asarray(users)).T
+
+    def kept(self) -> dict[str, Any]:
+        return copy_state(self.kept_generator.state_dict())
+
+    def load_kept(self, kept: dict[str, Any]) -> None:
+        self.kept_generator.load_state_dict(kept)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+                "average": self.average.state_dict() if self.average is not None else None,
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "rng": self.rng.bit_generator.state, "torch_rng": self.torch_rng.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.rng.bit_generator.state = state["rng"]
+        self.torch_rng.set_state(state["torch_rng"])
+
+    # --- one step of each network ---------------------------------------------------------------
+
+    def _batches(self, size: int):
+        order = self.rng.permutation(self.active)
+        for start in range(0, len(order), size):
+            yield order[start : start + size]
+
+    def _inputs(self, rows: np.ndarray) -> tuple[SparseRows, SparseRows, Drawn]:
+        """The rows as D's condition (their items), as G's input (after input dropout), and the
+        items drawn for them."""
+        real = self.rows[rows]
+        kept = real
+        if self.cfg.input_dropout:
+            keep = self.rng.random(real.nnz) >= self.cfg.input_dropout
+            kept = real.copy()
+            kept.data = np.where(keep, kept.data / (1 - self.cfg.input_dropout), 0).astype(np.float32)
+            kept.eliminate_zeros()
+        return (SparseRows.from_csr(real, self.device), SparseRows.from_csr(kept, self.device),
+                Drawn.of(real, self.cfg.negatives, self.cfg.zr_ratio, self.rng))
+
+    def _tensor(self, a: np.ndarray, dtype=torch.int64) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, dtype=dtype, non_blocking=True)
+
+    def _outputs(self, condition: SparseRows, drawn: Drawn) -> tuple[torch.Tensor, torch.Tensor]:
+        """G's output at each row's items (one value per interaction) and at the drawn items
+        (rows x drawn, 0 where the row has the item): the hidden layers once per row, then the
+        output layer's rows of those items only."""
+        hidden = self.generator.net[:-1](condition)
+        out = self.generator.net[-1]
+        items, shared = self._tensor(drawn.item), self._tensor(drawn.shared)
+        at_items = (hidden[self._tensor(drawn.row)] * F.embedding(items, out.weight, sparse=True)).sum(dim=1)
+        at_drawn = torch.addmm(out.bias[shared], hidden, F.embedding(shared, out.weight, sparse=True).T)
+        return at_items + out.bias[items], at_drawn * self._tensor(~drawn.own, torch.float32)
+
+    def _judge(self, given: SparseRows, drawn: Drawn, at_items: torch.Tensor, at_drawn: torch.Tensor | None,
+               twice: bool = False) -> torch.Tensor:
+        """D's logit for the vector with `at_items` at each row's items and `at_drawn` at the drawn
+        items (None: 0 there), under the condition `given`. With `twice`, computed so that its
+        gradient can be differentiated again (embedding_bag's weighted sum cannot be)."""
+        d = self.discriminator
+        if twice:
+            weights = F.embedding(self._tensor(drawn.item), d.vector_in.weight, sparse=True)
+            vector = torch.zeros(len(drawn.offsets), weights.shape[1], device=self.device).index_add_(
+                0, self._tensor(drawn.row), weights * at_items[:, None])
+        else:
+            vector = d.vector_in(SparseRows(given.indices, given.offsets, at_items))
+        if at_drawn is not None:
+            vector = vector + at_drawn @ F.embedding(self._tensor(drawn.shared), d.vector_in.weight, sparse=True)
+        return d.rest(d.condition_in(given) + vector).squeeze(1)
+
+    def _partial(self, at_drawn: torch.Tensor) -> torch.Tensor | None:
+        """What D sees at the drawn items: G's output under partial masking (PM, ZP), else nothing."""
+        return at_drawn if self.cfg.scheme in ("PM", "ZP") else None
+
+    def step_d(self, rows: np.ndarray) -> float:
+        given, condition, drawn = self._inputs(rows)
+        with torch.no_grad():
+            at_items, at_drawn = self._outputs(condition, drawn)
+        ones = torch.ones_like(at_items)
+        if self.cfg.loss == "wgan-gp":
+            loss = self._critic_loss(given, drawn, at_items, self._partial(at_drawn))
+        else:
+            d_real = self._judge(given, drawn, ones, None)
+            d_fake = self._judge(given, drawn, at_items, self._partial(at_drawn))
+            loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                    + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        self.opt_d.zero_grad()
+        loss.backward()
+        self.opt_d.step()
+        return float(loss.detach())
+
+    def _critic_loss(self, given: SparseRows, drawn: Drawn, at_items: torch.Tensor,
+                     at_drawn: torch.Tensor | None) -> torch.Tensor:
+        """WGAN-GP, the penalty over the coordinates the vectors have (the rows' items, and the
+        drawn items under partial masking): elsewhere both are 0."""
+        n_rows = len(drawn.offsets)
+        d_real = self._judge(given, drawn, torch.ones_like(at_items), None)
+        d_fake = self._judge(given, drawn, at_items, at_drawn)
+        share = torch.rand(n_rows, generator=self.torch_rng, device=self.device)
+        row = self._tensor(drawn.row)
+        between_items = (share[row] + (1 - share[row]) * at_items).requires_grad_(True)
+        between_drawn = None if at_drawn is None else ((1 - share)[:, None] * at_drawn).requires_grad_(True)
+        d_between = self._judge(given, drawn, between_items, between_drawn, twice=True)
+        wrt = [between_items] + ([] if between_drawn is None else [between_drawn])
+        grads = torch.autograd.grad(d_between.sum(), wrt, create_graph=True)
+        squares = torch.zeros(n_rows, device=self.device).index_add_(0, row, grads[0] ** 2)
+        if between_drawn is not None:
+            squares = squares + (grads[1] ** 2 * self._tensor(~drawn.own, torch.float32)).sum(dim=1)
+        return d_fake.mean() - d_real.mean() + self.cfg.gp_weight * ((squares.sqrt() - 1) ** 2).mean()
+
+    def step_g(self, rows: np.ndarray) -> float:
+        given, condition, drawn = self._inputs(rows)
+        at_items, at_drawn = self._outputs(condition, drawn)
+        self.discriminator.requires_grad_(False)
+        d_fake = self._judge(given, drawn, at_items, self._partial(at_drawn))
+        loss = -d_fake.mean() if self.cfg.loss == "wgan-gp" else F.binary_cross_entropy_with_logits(
+            d_fake, torch.ones_like(d_fake))
+        if self.cfg.scheme in ("ZR", "ZP"):
+            per_row = (at_drawn**2).sum(dim=1) * self._tensor(drawn.zr_weight, torch.float32)
+            loss = loss + self.cfg.zr_coefficient * per_row.mean()
+        self.opt_g.zero_grad()
+        loss.backward()
+        self.discriminator.requires_grad_(True)
+        if self.average is None:
+            self.opt_g.step()
+        else:
+            moved = self.opt_g.moved(self.generator)
+            params = dict(self.generator.named_parameters())
+            before = {name: params[name].detach()[index].clone() for name, index in moved.items()}
+            self.opt_g.step()
+            self.average.update(self.generator, moved, before)
+        return float(loss.detach())

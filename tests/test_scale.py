@@ -1,0 +1,137 @@
+"""Shop scale: CFGAN trained at the cost of the interactions, the low-rank EASE, validation and
+test users sampled, the synthetic shop log; and an epoch on a 200K-item catalogue under a memory
+cap (nothing densifies users x items)."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from genrec.config import load_config
+from genrec.evaluation import sample_rows
+from genrec.models.cfgan.networks import Generator
+from genrec.models.cfgan.sampled import Drawn, LazyAverage
+from genrec.models.ease import ease_weights
+from genrec.models.lowrank import LowRankScorer, factors
+from genrec.synthetic import ShopShape, shop_log
+from modeldata import checkerboard
+from test_cfgan import _ndcg1, cfgan
+
+
+def test_sampled_outputs_learn_the_blocks():
+    data = checkerboard(3)
+    model = cfgan("model.output=sampled", "model.negatives=16", "model.scheme=ZR", "train.epochs=150").fit(data)
+    assert _ndcg1(model, data) == 1.0
+
+
+def test_auto_samples_only_where_the_full_output_costs_more():
+    cfg = load_config("default").model.section()
+    small = sp.random(943, 1682, density=0.05, format="csr", random_state=0)  # ML-100K's shape
+    rows = np.repeat(np.arange(200_000), 20)
+    shop = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, rows % 30_000)), shape=(200_000, 30_000))
+    assert not cfg.sampled(small) and cfg.sampled(shop)
+    assert not load_config("cfgan-ml100k").model.section().sampled(shop)  # the published presets stay full
+
+
+def test_the_zero_reconstruction_estimate_is_unbiased():
+    # The drawn items' weighted sum of squares averages to zr_ratio x the sum over all unobserved items.
+    rng = np.random.default_rng(0)
+    real = sp.csr_matrix(np.array([[1, 0, 0, 1, 0, 0, 0, 0, 0, 0], [0, 1, 1, 1, 1, 1, 0, 0, 0, 0]], dtype=np.float32))
+    out = rng.random((2, 10))
+    expected = 0.7 * (out**2 * (real.toarray() == 0)).sum(axis=1)
+    estimates = []
+    for _ in range(4000):
+        drawn = Drawn.of(real, 3, 0.7, rng)
+        at = out[:, drawn.shared] * ~drawn.own
+        estimates.append((at**2).sum(axis=1) * drawn.zr_weight)
+    np.testing.assert_allclose(np.mean(estimates, axis=0), expected, rtol=0.03)
+
+
+def test_the_lazy_average_equals_one_updated_every_step():
+    torch.manual_seed(0)
+    network = Generator(50, 8, 1)
+    lazy = LazyAverage(network, 0.9)
+    every = {n: p.detach().clone() for n, p in network.named_parameters()}
+    params = dict(network.named_parameters())
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        moved = {n: torch.from_numpy(rng.choice(50, 5, replace=False)) for n in lazy.last}
+        before = {n: params[n].detach()[rows].clone() for n, rows in moved.items()}
+        with torch.no_grad():
+            for n, p in params.items():
+                if n in moved:
+                    p[moved[n]] += torch.randn(len(moved[n]), p.shape[1])
+                else:
+                    p += 0.1 * torch.randn_like(p)
+        lazy.update(network, moved, before)
+        for n, p in params.items():
+            every[n] = 0.9 * every[n] + 0.1 * p.detach()
+    averaged = dict(lazy.synced(network).named_parameters())
+    for n in every:
+        torch.testing.assert_close(averaged[n], every[n], rtol=1e-5, atol=1e-5)
+
+
+def test_low_rank_ease_is_ease_where_the_rank_holds_the_data():
+    rng = np.random.default_rng(0)
+    x = sp.csr_matrix((rng.random((60, 12)) < 0.3).astype(np.float32))
+    v, s = factors(x, rank=11)
+    x = sp.csr_matrix(x)
+    dense = np.asarray(x @ ease_weights(x, 5.0))
+    low = LowRankScorer(v, s, 5.0)(x)
+    if np.linalg.matrix_rank(x.toarray()) <= 11:
+        np.testing.assert_allclose(low, dense, atol=1e-3)
+
+
+def test_validation_and_test_users_are_a_seeded_sample():
+    truth = sp.csr_matrix(np.eye(50, dtype=np.float32))
+    a, b = sample_rows(truth, 20, seed=3), sample_rows(truth, 20, seed=3)
+    assert (np.diff(a.indptr) > 0).sum() == 20 and (a != b).nnz == 0
+    assert sample_rows(truth, 50) is truth
+
+
+def test_the_shop_log_has_its_structure():
+    log = shop_log(ShopShape(2000, 500, 30_000), seed=1)
+    assert log.equals(shop_log(ShopShape(2000, 500, 30_000), seed=1))
+    assert abs(len(log) - 30_000) < 2000 and log["user_id"].nunique() == 2000
+    counts = log["item_id"].value_counts().to_numpy()
+    assert counts[0] > 20 * np.median(counts)  # power-law popularity
+    per_user = log.groupby("user_id").size()
+    assert per_user.min() >= 3 and per_user.max() > 10 * per_user.median()  # power-law activity
+    assert (log.groupby("user_id")["timestamp"].diff().dropna() >= 0).all()
+
+
+def test_an_epoch_on_200k_items_stays_within_a_memory_cap(tmp_path):
+    # 12,000 users x 200,000 items: dense, one float32 users x items matrix is 9.6 GB, over the
+    # 6 GB cap (the networks' item tables and their optimiser states take about 2 GB of it); the
+    # default CFGAN trains on sampled outputs and its validation ranks blocks of users.
+    script = textwrap.dedent("""
+        import json, resource, sys
+        import numpy as np, scipy.sparse as sp
+        cap = 6 * 2**30
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        from genrec.config import load_config
+        from genrec.dataset import Dataset, Events
+        from genrec.models.families import make_model
+        rng = np.random.default_rng(0)
+        users, items = 12_000, 200_000
+        user = np.repeat(np.arange(users), 12)
+        item = rng.integers(0, items, len(user))
+        split = np.where(rng.random(len(user)) < 0.1, 1, 0)
+        data = Dataset(np.array([f"u{u}" for u in range(users)], dtype=object),
+                       np.array([f"i{i}" for i in range(items)], dtype=object),
+                       Events.build(user, item, None, split), "cap", validation_users=1000)
+        cfg = load_config("default", ["model.blend=none", "train.epochs=1", "train.device=cpu"])
+        model = make_model(cfg).fit(data)
+        top, _ = model.recommend(np.arange(3), k=5)
+        print(json.dumps({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                          "epochs": len(model.training_.history), "top": top.tolist()}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["epochs"] == 1 and np.array(out["top"]).shape == (3, 5)
+    assert out["rss"] < 6 * 2**30
