@@ -5,6 +5,10 @@ fitted exponent of the power law.
 
     python benchmarks/scale.py [--sizes S,M] [--epochs-only] [--workdir DIR] [--set KEY=VALUE ...]
 
+`--sizes` also takes USERSxITEMSxINTERACTIONS, e.g. 50000x100000x1000000 for a 100K-item
+catalogue on fewer users (then `benchmarks/serving.py` with GENREC_HOME=DIR/home-SIZE times its
+served champion).
+
 Sizes (genrec/synthetic.py): S 20K users x 5K items x 0.5M interactions, M 200K x 30K x 4M,
 L 1M x 100K x 20M. Each log is written once as CSV under --workdir and trained on by
 `genrec run --data LOG.csv --json` in a process of its own (a fresh GENREC_HOME per size); its
@@ -27,13 +31,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shape(size: str):
+    """A named size, or USERSxITEMSxINTERACTIONS (e.g. 50000x100000x1000000)."""
+    from genrec.synthetic import SIZES, ShopShape
+
+    if size in SIZES:
+        return ShopShape(*SIZES[size])
+    try:
+        users, items, interactions = (int(n) for n in size.split("x"))
+    except ValueError:
+        raise SystemExit(f"--sizes takes {', '.join(SIZES)} or USERSxITEMSxINTERACTIONS, got {size!r}") from None
+    return ShopShape(users, items, interactions)
+
+
 def log_file(size: str, workdir: Path) -> Path:
-    from genrec.synthetic import SIZES, ShopShape, write_shop_log
+    from genrec.synthetic import write_shop_log
 
     path = workdir / f"shop-{size}.csv"
     if not path.is_file():
         start = time.perf_counter()
-        rows = write_shop_log(ShopShape(*SIZES[size]), path.with_suffix(".tmp"), seed=0)
+        rows = write_shop_log(shape(size), path.with_suffix(".tmp"), seed=0)
         path.with_suffix(".tmp").rename(path)
         print(f"{size}: wrote {rows:,} rows to {path} in {time.perf_counter() - start:.0f} s", flush=True)
     return path
@@ -80,11 +97,11 @@ def epoch_seconds(sizes: list[str], overrides: list[str]) -> None:
     from genrec import preprocessing
     from genrec.config import load_config
     from genrec.models.families import make_model
-    from genrec.synthetic import SIZES, ShopShape, shop_log
+    from genrec.synthetic import shop_log
 
     points = []
     for size in sizes:
-        log = shop_log(ShopShape(*SIZES[size]), seed=0)
+        log = shop_log(shape(size), seed=0)
         log["timestamp"] = pd.to_datetime(log["timestamp"], unit="s")
         log["rating"] = np.nan
         cfg = load_config("default", ["model.blend=none", *overrides])

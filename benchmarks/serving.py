@@ -1,6 +1,6 @@
 """Latency of single-user requests against the served champion, and batch throughput.
 
-    GENREC_HOME=... .venv/bin/python benchmarks/serving.py [--requests 500]
+    GENREC_HOME=... .venv/bin/python benchmarks/serving.py [--requests 500] [--no-batch]
 
 Needs a champion in GENREC_HOME (e.g. after `genrec run --data ../shared/data/ml-100k/u.data`).
 Starts `genrec serve` on a free loopback port, sends --requests single-user requests one after
@@ -30,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--no-batch", action="store_true", help="time the single-user requests only")
     args = parser.parse_args()
     name = load_config().registry.model_name
     version = registry.champion_version(name)
@@ -54,6 +55,8 @@ def main() -> None:
         q = statistics.quantiles(latencies, n=100)
         print(f"single-user requests: {len(latencies)}, p50 {q[49]:.1f} ms, p90 {q[89]:.1f} ms, p99 {q[98]:.1f} ms")
 
+    if args.no_batch:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         result = write_recommendations(served, Path(tmp) / "recs.parquet", args.k, {"model_version": version})
     print(f"batch: {result['users']} users' top-{args.k} in {result['seconds']} s "

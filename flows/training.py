@@ -245,7 +245,8 @@ def train_flow(
                       "checkpoint": checkpoint.folder.name, **({"resumed_from": resumed_from} if earlier else {})})
         if earlier is not None:
             logger.warning("resuming the training of run %s from its checkpoint %s", resumed_from, checkpoint.file)
-        registry.log_input(prepared.frame(), name=path.name, source=path.resolve().as_uri(), digest=prepared.fingerprint)
+        registry.log_input(prepared.frame(rows=10_000), len(prepared.events), name=path.name,
+                           source=path.resolve().as_uri(), digest=prepared.fingerprint)
         attributes = pipeline.attributes_used(prepared, cfg)
         if attributes is not None:
             logger.info("item attributes used: %s", attributes)
@@ -293,7 +294,7 @@ def train_flow(
             "decision": decision.as_dict(),
             "data_fingerprint": prepared.fingerprint,
             "flow_run_id": flow_run_id or "",
-            "model_family": pipeline.family_label(cfg),
+            "model_family": pipeline.family_label(cfg, model),
             "champion_at_gate": champion_before or "",
             "promotion": {"status": "pending"} if decision.promote else {
                 "status": "not promoted", "reason": "the gate did not pass"},

@@ -361,7 +361,7 @@ def evaluate(
         fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
         result = pipeline.evaluate(fitted, data, cfg)
-        name, chosen = pipeline.family_label(cfg), fitted.chosen_params_
+        name, chosen = pipeline.family_label(cfg, fitted), fitted.chosen_params_
     payload = {
         "model": name,
         "users": int(len(result.users)),
@@ -410,7 +410,7 @@ def _evaluate_cold_start(path: Path, cutoff: str, fmt: str, cfg, as_json: bool) 
     start = time.perf_counter()
     groups = pipeline.evaluate_cold_start(fitted, data, cfg)
     payload = {
-        "model": pipeline.family_label(cfg),
+        "model": pipeline.family_label(cfg, fitted),
         "warm": {k: round(v, 6) for k, v in groups["warm"].metrics.items()},
         "cold": {k: round(v, 6) for k, v in groups["cold"].metrics.items()},
         "warm_items": int(data.n_items - cold_items),

@@ -240,10 +240,11 @@ class Dataset:
         return Dataset(self.user_ids, self.item_ids, self.events.where(mask), self.fingerprint, self.items,
                        dict(self.stats), self.exclude_seen, self.feature_config, self.validation_users)
 
-    def frame(self) -> pd.DataFrame:
-        """One row per interaction with string ids, its time and its split: what MLflow records as
-        the run's input dataset."""
-        e = self.events
+    def frame(self, rows: int | None = None) -> pd.DataFrame:
+        """One row per interaction with string ids, its time and its split (the first `rows` only,
+        if given): what MLflow records as the run's input dataset."""
+        e = self.events if rows is None else Events(*(a[:rows] for a in (self.events.user, self.events.item,
+                                                                            self.events.time, self.events.split)))
         return pd.DataFrame({
             "user_id": self.user_ids[e.user].astype(str),
             "item_id": self.item_ids[e.item].astype(str),

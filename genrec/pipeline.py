@@ -541,13 +541,17 @@ def log_candidate(model: Recommender, data: Dataset, profile: DataProfile, cfg: 
     """Log the candidate as a servable model with what it trained on; returns its model URI."""
     from genrec.serving import ServingModel, example_request
 
-    served = ServingModel.build(model, data, family=family_label(cfg))
+    served = ServingModel.build(model, data, family=family_label(cfg, model))
     registry.log_reference(profile, TrainingReference.of(data))
     return registry.log_model(served, example_request(served))
 
 
-def family_label(cfg: Config) -> str:
-    """The model's family as tags and reports name it (`cfgan+ease` for a blend)."""
+def family_label(cfg: Config, model: Recommender | None = None) -> str:
+    """The model's family as tags and reports name it (`cfgan+ease` for a blend; with the fitted
+    `model`, the partner it fitted, e.g. `cfgan+ease-lowrank` above `model.blend_max_items`)."""
+    parts = getattr(model, "fitted_parts", None)
+    if parts and len(parts) > 1:
+        return "+".join(part.name for part in parts)
     return cfg.model.name + (f"+{cfg.model.blend}" if cfg.model.blend != "none" else "")
 
 

@@ -54,7 +54,9 @@ def fingerprint(interactions: pd.DataFrame, prepare: "PrepareConfig") -> str:
     and the split's settings. Equal fingerprints: the same dataset, split for split."""
     keys = interactions[["user_id", "item_id"]].astype(str)
     if "timestamp" in interactions and interactions["timestamp"].notna().any():
-        keys = keys.assign(timestamp=interactions["timestamp"].astype(str))
+        # Nanoseconds as integers: formatting 20M timestamps as text took minutes.
+        stamps = pd.to_datetime(interactions["timestamp"]).to_numpy(dtype="datetime64[ns]")
+        keys = keys.assign(timestamp=stamps.view(np.int64))
     rows = pd.util.hash_pandas_object(keys, index=False).to_numpy()
     settings = json.dumps(dataclasses.asdict(prepare), sort_keys=True).encode()
     return hashlib.sha256(rows.tobytes() + settings).hexdigest()[:16]

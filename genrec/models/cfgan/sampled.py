@@ -41,6 +41,7 @@ from genrec import distributed
 from genrec.errors import UsageError
 from genrec.models.cfgan.config import CFGANConfig
 from genrec.models.cfgan.networks import Discriminator, Generator, SparseRows, generate
+from genrec.models.cfgan.trainer import FUSED
 from genrec.training import copy_state
 
 
@@ -122,7 +123,7 @@ class Optimisers:
         ids = {id(p) for p in tables}
         self.tables, self.reg = tables, reg
         self.dense = torch.optim.Adam([p for p in network.parameters() if id(p) not in ids], lr=lr,
-                                      weight_decay=reg, betas=betas)
+                                      weight_decay=reg, betas=betas, **FUSED)
         self.sparse = torch.optim.SparseAdam(tables, lr=lr, betas=betas)
 
     def zero_grad(self) -> None:
