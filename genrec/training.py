@@ -259,8 +259,7 @@ def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset
             started = has_validation and best_score > floor
             out_of_time = cfg.max_minutes > 0 and record["seconds"] >= 60 * cfg.max_minutes
             done = (started and epoch - best_epoch >= cfg.patience) or epoch == cfg.epochs or out_of_time
-            _report(out, bar, name, cfg, epoch, record, best_epoch, best_score, last_line)
-            if epoch % cfg.log_every == 0 or record["seconds"] - last_line >= 60:
+            if _report(out, bar, name, cfg, epoch, record, best_epoch, best_score, last_line):
                 last_line = record["seconds"]
             if out_of_time and epoch < cfg.epochs:
                 out.info("%s: train.max_minutes=%s reached after epoch %d (best %d)", name, cfg.max_minutes, epoch,
@@ -318,14 +317,18 @@ def _bar(total: int, name: str, progress: bool, initial: int):
 
 
 def _report(out, bar, name: str, cfg: TrainConfig, epoch: int, record: dict[str, float], best_epoch: int,
-            best_score: float, last_line: float) -> None:
+            best_score: float, last_line: float) -> bool:
+    """Move the bar; log a line every `log_every` epochs or a minute after `last_line` (seconds
+    into training). Whether it logged."""
     shown = {k: f"{v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds")}
     bar.update(1)
     bar.set_postfix(shown)
-    if epoch % cfg.log_every == 0 or record["seconds"] - last_line >= 60:
-        best = f"; best {best_score:.4f} at epoch {best_epoch}" if math.isfinite(best_score) else ""
-        out.info("%s epoch %d/%d: %s (%.0f s)%s", name, epoch, cfg.epochs,
-                 ", ".join(f"{k} {v}" for k, v in shown.items()), record["seconds"], best)
+    if epoch % cfg.log_every != 0 and record["seconds"] - last_line < 60:
+        return False
+    best = f"; best {best_score:.4f} at epoch {best_epoch}" if math.isfinite(best_score) else ""
+    out.info("%s epoch %d/%d: %s (%.0f s)%s", name, epoch, cfg.epochs,
+             ", ".join(f"{k} {v}" for k, v in shown.items()), record["seconds"], best)
+    return True
 
 
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -60,7 +60,7 @@ class CFGAN(Recommender):
     def _trainer(self, rows, device, attributes: ItemAttributes | None):
         """The published trainer, or the one at the interactions' cost (`model.cfgan.output`)."""
         if self.config.sampled(rows):
-            log.info("CFGAN trains on sampled outputs: %d interactions x (1 + %d negatives), not %d x %d",
+            log.info("CFGAN trains on sampled outputs: %d interactions and %d drawn items per row, not %d x %d",
                      rows.nnz, self.config.negatives, *rows.shape)
             return SampledCFGANTrainer(self.config, rows, device, self.train_config.seed, attributes)
         return CFGANTrainer(self.config, rows, device, self.train_config.seed, attributes)

@@ -40,9 +40,8 @@ from torch import nn
 from genrec import distributed
 from genrec.errors import UsageError
 from genrec.models.cfgan.config import CFGANConfig
-from genrec.models.cfgan.networks import Discriminator, Generator, SparseRows, generate
-from genrec.models.cfgan.trainer import FUSED
-from genrec.training import copy_state
+from genrec.models.cfgan.networks import Discriminator, Generator, SparseRows
+from genrec.models.cfgan.trainer import FUSED, TwoNetworks, with_dropout
 
 
 def item_tables(module: nn.Module) -> list[nn.Parameter]:
@@ -60,9 +59,9 @@ class LazyAverage:
         self.decay = decay
         self.module = copy.deepcopy(network)
         self.module.requires_grad_(False)
-        self.tables = {id(p) for p in item_tables(network)}
+        tables = {id(p) for p in item_tables(network)}
         self.last = {name: torch.zeros(p.shape[0], dtype=torch.int64, device=p.device)
-                     for name, p in network.named_parameters() if id(p) in self.tables}
+                     for name, p in network.named_parameters() if id(p) in tables}
         self.step = 0
         self.synced_at = 0
 
@@ -187,9 +186,8 @@ class Drawn(NamedTuple):
         return cls(row, real.indices, real.indptr[:-1], shared, own, zr_weight)
 
 
-class SampledCFGANTrainer:
-    """CFGAN's G and D over `rows`, trained on each row's items and drawn unobserved items only
-    (the Trainer protocol of `genrec.training`, as `CFGANTrainer`)."""
+class SampledCFGANTrainer(TwoNetworks):
+    """CFGAN's G and D over `rows`, trained on each row's items and drawn unobserved items only."""
 
     def __init__(self, cfg: CFGANConfig, rows: sp.csr_matrix, device: torch.device, seed: int, attributes=None):
         if attributes is not None:
@@ -218,64 +216,16 @@ class SampledCFGANTrainer:
 
     @property
     def kept_generator(self) -> Generator:
+        """The weight average brought to the current step (see `LazyAverage`), or the generator."""
         return self.average.synced(self.generator) if self.average is not None else self.generator
-
-    # --- the Trainer protocol -------------------------------------------------------------------
-
-    def train_epoch(self) -> dict[str, float]:
-        self.generator.train()
-        self.discriminator.train()
-        d_losses = [self.step_d(rows) for _ in range(self.cfg.d_steps) for rows in self._batches(self.cfg.batch_d)]
-        g_losses = [self.step_g(rows) for _ in range(self.cfg.g_steps) for rows in self._batches(self.cfg.batch_g)]
-        return {"d_loss": float(np.mean(d_losses)) if d_losses else 0.0,
-                "g_loss": float(np.mean(g_losses)) if g_losses else 0.0}
-
-    def score_users(self, users: np.ndarray) -> np.ndarray:
-        kept = self.kept_generator
-        kept.eval()
-        if self.cfg.mode == "user":
-            return generate(kept, self.rows[np.asarray(users)])
-        return generate(kept, self.rows, columns=np.asarray(users)).T
-
-    def kept(self) -> dict[str, Any]:
-        return copy_state(self.kept_generator.state_dict())
-
-    def load_kept(self, kept: dict[str, Any]) -> None:
-        self.kept_generator.load_state_dict(kept)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
-                "average": self.average.state_dict() if self.average is not None else None,
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "rng": self.rng.bit_generator.state, "torch_rng": self.torch_rng.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        if self.average is not None:
-            self.average.load_state_dict(state["average"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.rng.bit_generator.state = state["rng"]
-        self.torch_rng.set_state(state["torch_rng"])
 
     # --- one step of each network ---------------------------------------------------------------
 
-    def _batches(self, size: int):
-        order = self.rng.permutation(self.active)
-        for start in range(0, len(order), size):
-            yield order[start : start + size]
-
-    def _inputs(self, rows: np.ndarray) -> tuple[SparseRows, SparseRows, Drawn]:
-        """The rows as D's condition (their items), as G's input (after input dropout), and the
-        items drawn for them."""
+    def _batch(self, rows: np.ndarray) -> tuple[SparseRows, SparseRows, Drawn]:
+        """The rows as D's condition (their items), as G's input (`with_dropout`), and the items
+        drawn for them."""
         real = self.rows[rows]
-        kept = real
-        if self.cfg.input_dropout:
-            keep = self.rng.random(real.nnz) >= self.cfg.input_dropout
-            kept = real.copy()
-            kept.data = np.where(keep, kept.data / (1 - self.cfg.input_dropout), 0).astype(np.float32)
-            kept.eliminate_zeros()
+        kept = with_dropout(real, self.cfg.input_dropout, self.rng)
         return (SparseRows.from_csr(real, self.device), SparseRows.from_csr(kept, self.device),
                 Drawn.of(real, self.cfg.negatives, self.cfg.zr_ratio, self.rng))
 
@@ -313,8 +263,8 @@ class SampledCFGANTrainer:
         """What D sees at the drawn items: G's output under partial masking (PM, ZP), else nothing."""
         return at_drawn if self.cfg.scheme in ("PM", "ZP") else None
 
-    def step_d(self, rows: np.ndarray) -> float:
-        given, condition, drawn = self._inputs(rows)
+    def step_d(self, batch: tuple[SparseRows, SparseRows, Drawn]) -> float:
+        given, condition, drawn = batch
         with torch.no_grad():
             at_items, at_drawn = self._outputs(condition, drawn)
         ones = torch.ones_like(at_items)
@@ -349,8 +299,8 @@ class SampledCFGANTrainer:
             squares = squares + (grads[1] ** 2 * self._tensor(~drawn.own, torch.float32)).sum(dim=1)
         return d_fake.mean() - d_real.mean() + self.cfg.gp_weight * ((squares.sqrt() - 1) ** 2).mean()
 
-    def step_g(self, rows: np.ndarray) -> float:
-        given, condition, drawn = self._inputs(rows)
+    def step_g(self, batch: tuple[SparseRows, SparseRows, Drawn]) -> float:
+        given, condition, drawn = batch
         at_items, at_drawn = self._outputs(condition, drawn)
         self.discriminator.requires_grad_(False)
         d_fake = self._judge(given, drawn, at_items, self._partial(at_drawn))

@@ -39,43 +39,23 @@ class Batch(NamedTuple):
     share: slice
 
 
-class CFGANTrainer:
-    """G and D over the rows of `rows` (users x items in user mode, items x users in item mode),
-    their optimisers, the generator's weight average and the random generators they draw from."""
+def with_dropout(real: sp.csr_matrix, ratio: float, rng: np.random.Generator) -> sp.csr_matrix:
+    """`real` with a `ratio` share of each row's items dropped and the rest scaled by 1 / (1 - ratio)
+    (denoising, `input_dropout`), drawn on the sparse rows; `real` itself where ratio is 0."""
+    if not ratio:
+        return real
+    keep = rng.random(real.nnz) >= ratio
+    kept = real.copy()
+    kept.data = np.where(keep, kept.data / (1 - ratio), 0).astype(np.float32)
+    kept.eliminate_zeros()
+    return kept
 
-    def __init__(self, cfg: CFGANConfig, rows: sp.csr_matrix, device: torch.device, seed: int,
-                 attributes: ItemAttributes | None = None):
-        self.cfg = cfg
-        self.rows = rows.tocsr().astype(np.float32)
-        self.device = device
-        width = self.rows.shape[1]
-        start = torch.Generator().manual_seed(seed)  # the networks' initial weights
-        self.generator = Generator(width, cfg.hidden_g, cfg.layers_g, start, attributes, cfg.id_dropout).to(device)
-        self.discriminator = Discriminator(width, cfg.hidden_d, cfg.layers_d, start).to(device)
-        self.group = distributed.current()
-        self.g_net = self.group.wrap(self.generator, device)  # gradients averaged over the ranks
-        self.d_net = self.group.wrap(self.discriminator, device)
-        # WGAN-GP's critic and generator train with Adam's momentum off (Gulrajani et al., 2017).
-        betas = {"betas": (0.0, 0.9)} if cfg.loss == "wgan-gp" else {}
-        # reg/2 * ||w||^2 in the loss (CFGAN's tf.nn.l2_loss) has the gradient reg * w: Adam's
-        # (coupled) weight decay adds exactly that, without a pass over the weights per step.
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, weight_decay=cfg.reg_g, **betas,
-                                      **FUSED)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, weight_decay=cfg.reg_d,
-                                      **betas, **FUSED)
-        # An exponential moving average of G's weights smooths the adversarial noise; it is what
-        # validation sees and what is kept (ema_decay=0: the raw generator, as published).
-        self.average = (
-            torch.optim.swa_utils.AveragedModel(
-                self.generator, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay))
-            if cfg.ema_decay else None
-        )
-        # Rows with no training interaction carry no signal for either network.
-        self.active = np.flatnonzero(np.diff(self.rows.indptr) > 0)
-        self.rng = np.random.default_rng(seed)
-        self.torch_rng = torch.Generator(device=device).manual_seed(seed)
-        if attributes is not None:  # the id dropout draws from the trainer's generator too
-            self.generator.net[-1].items.rng = self.torch_rng
+
+class TwoNetworks:
+    """The Trainer protocol (`genrec.training`) of a CFGAN trainer, over what its `__init__` sets:
+    `cfg`, `rows`, `active` (the rows with an interaction), `generator`, `discriminator`,
+    `average` (None, or an average with `.module`), `opt_g`, `opt_d`, `rng`, `torch_rng`; a step
+    is `step_d(self._batch(rows))` and `step_g(self._batch(rows))`."""
 
     @property
     def kept_generator(self) -> Generator:
@@ -130,23 +110,57 @@ class CFGANTrainer:
         self.rng.bit_generator.state = state["rng"]
         self.torch_rng.set_state(state["torch_rng"])
 
-    # --- one step of each network ---------------------------------------------------------------
-
     def _batches(self, size: int):
+        """The active rows in a new random order, `size` at a time."""
         order = self.rng.permutation(self.active)
         for start in range(0, len(order), size):
             yield order[start : start + size]
 
+
+class CFGANTrainer(TwoNetworks):
+    """G and D over the rows of `rows` (users x items in user mode, items x users in item mode),
+    their optimisers, the generator's weight average and the random generators they draw from."""
+
+    def __init__(self, cfg: CFGANConfig, rows: sp.csr_matrix, device: torch.device, seed: int,
+                 attributes: ItemAttributes | None = None):
+        self.cfg = cfg
+        self.rows = rows.tocsr().astype(np.float32)
+        self.device = device
+        width = self.rows.shape[1]
+        start = torch.Generator().manual_seed(seed)  # the networks' initial weights
+        self.generator = Generator(width, cfg.hidden_g, cfg.layers_g, start, attributes, cfg.id_dropout).to(device)
+        self.discriminator = Discriminator(width, cfg.hidden_d, cfg.layers_d, start).to(device)
+        self.group = distributed.current()
+        self.g_net = self.group.wrap(self.generator, device)  # gradients averaged over the ranks
+        self.d_net = self.group.wrap(self.discriminator, device)
+        # WGAN-GP's critic and generator train with Adam's momentum off (Gulrajani et al., 2017).
+        betas = {"betas": (0.0, 0.9)} if cfg.loss == "wgan-gp" else {}
+        # reg/2 * ||w||^2 in the loss (CFGAN's tf.nn.l2_loss) has the gradient reg * w: Adam's
+        # (coupled) weight decay adds exactly that, without a pass over the weights per step.
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, weight_decay=cfg.reg_g, **betas,
+                                      **FUSED)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, weight_decay=cfg.reg_d,
+                                      **betas, **FUSED)
+        # An exponential moving average of G's weights smooths the adversarial noise; it is what
+        # validation sees and what is kept (ema_decay=0: the raw generator, as published).
+        self.average = (
+            torch.optim.swa_utils.AveragedModel(
+                self.generator, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay))
+            if cfg.ema_decay else None
+        )
+        # Rows with no training interaction carry no signal for either network.
+        self.active = np.flatnonzero(np.diff(self.rows.indptr) > 0)
+        self.rng = np.random.default_rng(seed)
+        self.torch_rng = torch.Generator(device=device).manual_seed(seed)
+        if attributes is not None:  # the id dropout draws from the trainer's generator too
+            self.generator.net[-1].items.rng = self.torch_rng
+
+    # --- one step of each network ---------------------------------------------------------------
+
     def _batch(self, rows: np.ndarray) -> Batch:
-        """The rows' real vectors and the generator's training input: the same vectors with a
-        share of each history dropped (denoising, `input_dropout`), drawn on the sparse rows."""
+        """The rows' real vectors and the generator's training input (`with_dropout`)."""
         real = self.rows[rows]
-        kept = real
-        if self.cfg.input_dropout:
-            keep = self.rng.random(real.nnz) >= self.cfg.input_dropout
-            kept = real.copy()
-            kept.data = np.where(keep, kept.data / (1 - self.cfg.input_dropout), 0).astype(np.float32)
-            kept.eliminate_zeros()
+        kept = with_dropout(real, self.cfg.input_dropout, self.rng)
         dense = torch.from_numpy(real.toarray().astype(np.float32, copy=False)).to(self.device, non_blocking=True)
         share = self.group.share(len(rows))
         return Batch(dense, SparseRows.from_csr(real[share], self.device), SparseRows.from_csr(kept[share], self.device),
