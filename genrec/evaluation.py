@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 METRICS = ("precision", "recall", "ndcg", "mrr")
 
@@ -28,16 +29,20 @@ class EvalResult:
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k best scores per row, best first, ties broken by lower index: the first k of
     a longer list, whatever k (so a metric @10 does not depend on the largest cut-off asked for)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    top = np.take_along_axis(part, order, axis=1)
-    # argpartition picks arbitrary members of a tie at the k-th place; in rows with such a tie the
-    # tied items with the lowest indices are taken instead (in one pass over the row, not a sort).
-    kth = part_scores.min(axis=1, keepdims=True)
-    tied = np.flatnonzero((scores == kth).sum(axis=1) > (part_scores == kth).sum(axis=1))
+    width = scores.shape[1]
+    k = min(k, width)
+    # torch's top-k selects in one pass per row, threaded (about 20x numpy's argpartition at 30K
+    # items). Taking one more than k tells the rows where a tie crosses the k-th place (the extra
+    # score equals the k-th): which tied items torch took there is arbitrary, so those are redone.
+    whole = torch.from_numpy(scores if scores.flags.writeable else scores.copy())
+    values, part = torch.topk(whole, min(k + 1, width), dim=1, sorted=True)
+    values, part = values.numpy(), part.numpy()
+    tied = np.flatnonzero(values[:, k - 1] == values[:, k]) if k < width else np.empty(0, dtype=np.int64)
+    part, part_scores = part[:, :k], values[:, :k]
+    top = np.take_along_axis(part, np.lexsort((part, -part_scores), axis=1), axis=1)
+    kth = part_scores[:, k - 1 : k]
     if len(tied):
+        # The tied items with the lowest indices, in one pass over each such row (not a sort).
         rows, at = scores[tied], kth[tied]
         above = rows > at
         level = rows == at

@@ -51,6 +51,9 @@ def test_top_k_is_the_head_of_a_longer_list_whatever_the_ties():
     for k in (1, 5, 10, 20):
         assert np.array_equal(top_k(scores, k), longest[:, :k])
     assert np.array_equal(longest, np.argsort(-scores, axis=1, kind="stable")[:, :40])
+    # Rows with and without a tie at the k-th place in one block, float32 as the scorers give them.
+    some = np.round(np.random.default_rng(1).random((300, 500)), 3).astype(np.float32)
+    assert np.array_equal(top_k(some, 20), np.argsort(-some, axis=1, kind="stable")[:, :20])
 
 
 def test_top_k_breaks_ties_by_index():

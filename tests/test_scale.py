@@ -13,8 +13,8 @@ import torch
 
 from genrec.config import load_config
 from genrec.evaluation import sample_rows
-from genrec.models.cfgan.networks import Generator
-from genrec.models.cfgan.sampled import Drawn, LazyAverage
+from genrec.models.cfgan.networks import Generator, SparseRows
+from genrec.models.cfgan.sampled import Drawn, LazyAverage, Moved, Optimisers
 from genrec.models.ease import ease_weights
 from genrec.models.lowrank import LowRankScorer, factors
 from genrec.synthetic import ShopShape, shop_log
@@ -59,20 +59,54 @@ def test_the_lazy_average_equals_one_updated_every_step():
     params = dict(network.named_parameters())
     rng = np.random.default_rng(0)
     for _ in range(30):
-        moved = {n: torch.from_numpy(rng.choice(50, 5, replace=False)) for n in lazy.last}
-        before = {n: params[n].detach()[rows].clone() for n, rows in moved.items()}
+        rows = {n: torch.from_numpy(rng.choice(50, 5, replace=False)) for n in lazy.last}
+        before = {n: params[n].detach()[r].clone() for n, r in rows.items()}
         with torch.no_grad():
             for n, p in params.items():
-                if n in moved:
-                    p[moved[n]] += torch.randn(len(moved[n]), p.shape[1])
+                if n in rows:
+                    p[rows[n]] += torch.randn(len(rows[n]), p.shape[1])
                 else:
                     p += 0.1 * torch.randn_like(p)
-        lazy.update(network, moved, before)
+        lazy.update(network, {n: Moved(r, before[n], params[n].detach()[r].clone()) for n, r in rows.items()})
         for n, p in params.items():
             every[n] = 0.9 * every[n] + 0.1 * p.detach()
     averaged = dict(lazy.synced(network).named_parameters())
     for n in every:
         torch.testing.assert_close(averaged[n], every[n], rtol=1e-5, atol=1e-5)
+
+
+def test_the_item_tables_adam_is_torchs_sparse_adam_plus_the_l2_penalty():
+    # Steps with sparse gradients of repeated rows: the same weights as SparseAdam on the gradient
+    # plus reg x w at the rows read, and the small parameters' Adam as torch's.
+    torch.manual_seed(0)
+    ours, theirs = Generator(40, 6, 1), Generator(40, 6, 1)
+    theirs.load_state_dict(ours.state_dict())
+    for network in (ours, theirs):
+        network.net[0].sparse = True
+    opt = Optimisers(ours, 0.01, 0.1, (0.9, 0.999))
+    tables = [theirs.net[0].weight, theirs.net[-1].weight]
+    sparse = torch.optim.SparseAdam(tables, lr=0.01)
+    dense = torch.optim.Adam([p for p in theirs.parameters() if all(p is not t for t in tables)], lr=0.01,
+                             weight_decay=0.1)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        rows = torch.from_numpy(rng.choice(40, 12))  # with repeats
+        x = sp.csr_matrix((np.ones(12, dtype=np.float32), (np.arange(12) // 4, rows.numpy())), shape=(3, 40))
+        for network in (ours, theirs):
+            network.zero_grad(set_to_none=True)
+            hidden = network.net[:-1](SparseRows.from_csr(x, torch.device("cpu")))
+            out = torch.nn.functional.embedding(rows, network.net[-1].weight, sparse=True)
+            ((hidden @ out.T) ** 2).sum().backward()
+        opt.step()
+        with torch.no_grad():
+            for p in tables:
+                grad = p.grad.coalesce()
+                p.grad = torch.sparse_coo_tensor(grad.indices(), grad.values() + 0.1 * p[grad.indices()[0]], p.shape,
+                                                 check_invariants=True)
+        sparse.step()
+        dense.step()
+    for (name, a), b in zip(ours.named_parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_low_rank_ease_is_ease_where_the_rank_holds_the_data():

@@ -26,14 +26,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def mix_scores(weight: float, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+def mix_scores(weight: float, first: np.ndarray, second: np.ndarray,
+               standardised: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """weight x the first model's scores + (1 - weight) x the second's, each standardised per row
-    (mean 0, sd 1 over the items), so that neither model's scale decides the mix."""
+    (mean 0, sd 1 over the items), so that neither model's scale decides the mix. `standardised`:
+    the two already standardised, where several weights mix the same scores."""
     if weight >= 1.0:
         return first
     if weight <= 0.0:
         return second
-    return (weight * _standardised(first) + (1.0 - weight) * _standardised(second)).astype(np.float32)
+    a, b = standardised or (_standardised(first), _standardised(second))
+    return (weight * a + (1.0 - weight) * b).astype(np.float32)
 
 
 def _standardised(scores: np.ndarray) -> np.ndarray:
@@ -54,9 +57,10 @@ def choose_weight(weights: tuple[float, ...], first: Scorer, second: Scorer, dat
         batch = users[start : start + batch_size]
         rows = histories.take(batch)
         a, b = np.asarray(first(rows)), np.asarray(second(rows))
+        both = (_standardised(a), _standardised(b)) if any(0 < w < 1 for w in weights) else None
         seen = (np.repeat(np.arange(len(batch)), rows.lengths), rows.items)
         for w in weights:
-            mixed = np.array(mix_scores(w, a, b), dtype=np.float64, copy=True)
+            mixed = np.array(mix_scores(w, a, b, both), dtype=np.float64, copy=True)
             if data.exclude_seen:
                 mixed[seen] = -np.inf
             ranked[w][start : start + len(batch)] = top_k(mixed, k)

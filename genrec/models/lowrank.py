@@ -1,8 +1,8 @@
 """Low-rank EASE: EASE's closed form on a rank-r approximation of the Gram matrix, for catalogues
 where EASE's dense items x items inverse does not fit (memory and time grow with items x rank).
 
-With X ~ U S V^T (a randomized truncated SVD, V items x r) the Gram matrix is G ~ V diag(s) V^T,
-s = S^2, and (G + lambda I)^-1 = (I - V diag(c) V^T) / lambda with c = s / (s + lambda). EASE's
+With G ~ V diag(s) V^T (G = X^T X's r leading eigenpairs, by randomized subspace iteration; V
+items x r), (G + lambda I)^-1 = (I - V diag(c) V^T) / lambda with c = s / (s + lambda). EASE's
 B = I - P diag(1 / diag(P)) then scores a history x as
 
     x B = x - (x - (x V) diag(c) V^T) diag(1 / (1 - q)),    q_j = sum_k V_jk^2 c_k,
@@ -31,13 +31,31 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def factors(train: sp.csr_matrix, rank: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """V (items x r, orthonormal columns) and s (the Gram matrix's r largest eigenvalues) of `train`."""
-    from sklearn.utils.extmath import randomized_svd
+def factors(train: sp.csr_matrix, rank: int, seed: int = 0, start: np.ndarray | None = None,
+            iterations: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """V (items x r, orthonormal columns) and s (the Gram matrix's r largest eigenvalues) of `train`.
 
-    rank = max(1, min(rank, min(train.shape) - 1))
-    _, singular, vt = randomized_svd(train.astype(np.float32), n_components=rank, n_iter=4, random_state=seed)
-    return np.ascontiguousarray(vt.T, dtype=np.float32), (singular.astype(np.float64) ** 2)
+    Subspace iteration on G = X^T X from the items' side (Halko, Martinsson & Tropp 2011, 4.4): a
+    pass is X^T (X Q), orthonormalised on items x (r + 10), then Rayleigh-Ritz on Q^T G Q. `start`
+    (another fit's V, e.g. on a split with a few more interactions) replaces the random start's
+    first columns, and then one pass does what `iterations` do from random.
+    """
+    import torch
+
+    x = train.astype(np.float32).tocsr()
+    xt = x.T.tocsr()
+    n_items = x.shape[1]
+    rank = max(1, min(rank, min(x.shape) - 1))
+    width = min(n_items, rank + 10)
+    q = np.random.default_rng(seed).standard_normal((n_items, width)).astype(np.float32)
+    if start is not None:
+        q[:, : min(width, start.shape[1])] = start[:, :width]
+        iterations = 1
+    for _ in range(iterations):
+        q = torch.linalg.qr(torch.from_numpy(np.ascontiguousarray(xt @ (x @ q)))).Q.numpy()
+    s, w = np.linalg.eigh(q.T.astype(np.float64) @ (xt @ (x @ q)))
+    order = np.argsort(s)[::-1][:rank]
+    return np.ascontiguousarray(q @ w[:, order].astype(np.float32)), np.maximum(s[order], 0.0)
 
 
 class LowRankScorer:
@@ -70,7 +88,7 @@ class LowRankEASE(Recommender):
             cfg.lambdas, lambda lam: LowRankScorer(v, s, lam), data.train, data.validation,
             exclude_seen=data.exclude_seen, max_users=data.validation_users)
         self._train_factors = (v, s)  # for validation_scorer, not kept
-        self.v_, self.s_ = factors(data.known, cfg.rank)  # refitted on train + validation
+        self.v_, self.s_ = factors(data.known, cfg.rank, start=v)  # refitted on train + validation
         self.scorer_ = LowRankScorer(self.v_, self.s_, self.lambda_)
         self.chosen_params_ = {"lambda": self.lambda_, "rank": int(len(self.s_))}
         self._remember(data)

@@ -19,8 +19,8 @@ ones only, reading the output layer's rows of those items:
   and the drawn ones under PM), the others being 0 in both.
 
 Every item table (the generator's input and output layers, the discriminator's two input halves)
-gets a sparse gradient of the rows a step read and a sparse Adam (torch's SparseAdam: a row's
-moments move when it is read), with the L2 penalty on those rows; the weight average is kept
+gets a sparse gradient of the rows a step read and Adam on those rows (SparseAdam's arithmetic: a
+row's moments move when it is read), with the L2 penalty on those rows; the weight average is kept
 lazily per row (a row that has not moved since step s has, at step t, the average
 p + d^(t - s) (avg - p), exactly what an update every step gives). A step costs the batch's
 interactions x the width plus rows x negatives x the width, whatever the catalogue.
@@ -29,6 +29,7 @@ interactions x the width plus rows x negatives x the width, whatever the catalog
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -65,8 +66,8 @@ class LazyAverage:
         self.step = 0
         self.synced_at = 0
 
-    def update(self, network: nn.Module, moved: dict[str, torch.Tensor], before: dict[str, torch.Tensor]) -> None:
-        """After an optimiser step: `moved` rows of each table (their values `before` the step)."""
+    def update(self, network: nn.Module, moved: dict[str, "Moved"]) -> None:
+        """After an optimiser step: the rows of each table it `moved` (`Optimisers.step`)."""
         self.step += 1
         d = self.decay
         averaged = dict(self.module.named_parameters())
@@ -76,15 +77,15 @@ class LazyAverage:
                 if name not in self.last:
                     avg.mul_(d).add_(p, alpha=1 - d)
                     continue
-                rows = moved.get(name)
-                if rows is None or len(rows) == 0:
+                change = moved.get(name)
+                if change is None or len(change.rows) == 0:
                     continue
                 # Bring the rows to the step before this one (constant at `before` since they last moved),
                 # then take this step's update.
+                rows = change.rows
                 gap = (self.step - 1 - self.last[name][rows]).to(p.dtype)
-                kept = before[name]
-                caught = kept + (d ** gap)[:, None] * (avg[rows] - kept)
-                avg[rows] = d * caught + (1 - d) * p[rows]
+                caught = change.before + (d ** gap)[:, None] * (avg.index_select(0, rows) - change.before)
+                avg.index_copy_(0, rows, caught.mul_(d).add_(change.after, alpha=1 - d))
                 self.last[name][rows] = self.step
 
     def synced(self, network: nn.Module) -> nn.Module:
@@ -113,44 +114,69 @@ class LazyAverage:
         self.synced_at = -1
 
 
-class Optimisers:
-    """Adam for a network's small parameters, SparseAdam for its item tables, and the L2 penalty
-    `reg` x w on the rows a step read (the gradient of reg/2 ||w||^2, as Adam's coupled decay)."""
+class Moved(NamedTuple):
+    """The rows of an item table a step moved, with their values before and after it."""
 
-    def __init__(self, network: nn.Module, lr: float, reg: float, betas: tuple[float, float]):
-        tables = item_tables(network)
-        ids = {id(p) for p in tables}
-        self.tables, self.reg = tables, reg
+    rows: torch.Tensor
+    before: torch.Tensor
+    after: torch.Tensor
+
+
+class Optimisers:
+    """Adam for a network's small parameters; for its item tables, Adam on the rows of each step's
+    sparse gradient (torch's SparseAdam's arithmetic: a row's moments move when it is read), with
+    the L2 penalty `reg` x w on those rows (the gradient of reg/2 ||w||^2, as Adam's coupled decay).
+    A table's weights and moments are read and written once per step, at those rows only."""
+
+    def __init__(self, network: nn.Module, lr: float, reg: float, betas: tuple[float, float], eps: float = 1e-8):
+        ids = {id(p) for p in item_tables(network)}
+        self.tables = [(name, p) for name, p in network.named_parameters() if id(p) in ids]
+        self.lr, self.reg, self.betas, self.eps = lr, reg, betas, eps
         self.dense = torch.optim.Adam([p for p in network.parameters() if id(p) not in ids], lr=lr,
                                       weight_decay=reg, betas=betas, **FUSED)
-        self.sparse = torch.optim.SparseAdam(tables, lr=lr, betas=betas)
+        self.moments = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in self.tables}
+        self.steps = {name: 0 for name, _ in self.tables}
 
     def zero_grad(self) -> None:
         self.dense.zero_grad(set_to_none=True)
-        self.sparse.zero_grad(set_to_none=True)
+        for _, p in self.tables:
+            p.grad = None
 
-    def step(self) -> None:
-        for p in self.tables:
-            if p.grad is not None:
-                grad = p.grad.coalesce()
-                rows = grad.indices()[0]
-                values = grad.values() + self.reg * p.detach()[rows] if self.reg else grad.values()
-                p.grad = torch.sparse_coo_tensor(grad.indices(), values, grad.shape, is_coalesced=True,
-                                                 check_invariants=False)
+    def step(self) -> dict[str, Moved]:
+        """One step; each table's moved rows, by parameter name."""
         self.dense.step()
-        self.sparse.step()
-
-    def moved(self, network: nn.Module) -> dict[str, torch.Tensor]:
-        """Each item table's rows with a gradient this step, by parameter name."""
-        names = {id(p): n for n, p in network.named_parameters()}
-        return {names[id(p)]: p.grad.coalesce().indices()[0] for p in self.tables if p.grad is not None}
+        b1, b2 = self.betas
+        moved = {}
+        with torch.no_grad():
+            for name, p in self.tables:
+                if p.grad is None:
+                    continue
+                grad = p.grad.coalesce()  # one row per item read, summed over the reads
+                rows, g = grad.indices()[0], grad.values()
+                before = p.index_select(0, rows)
+                if self.reg:
+                    g = g + self.reg * before
+                self.steps[name] += 1
+                t = self.steps[name]
+                m_all, v_all = self.moments[name]
+                m = m_all.index_select(0, rows).mul_(b1).add_(g, alpha=1 - b1)
+                v = v_all.index_select(0, rows).mul_(b2).addcmul_(g, g, value=1 - b2)
+                m_all.index_copy_(0, rows, m)
+                v_all.index_copy_(0, rows, v)
+                after = before.addcdiv(m, v.sqrt_().add_(self.eps), value=-self.lr * math.sqrt(1 - b2**t) / (1 - b1**t))
+                p.index_copy_(0, rows, after)
+                moved[name] = Moved(rows, before, after)
+        return moved
 
     def state_dict(self) -> dict[str, Any]:
-        return {"dense": self.dense.state_dict(), "sparse": self.sparse.state_dict()}
+        return {"dense": self.dense.state_dict(), "moments": self.moments, "steps": dict(self.steps)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.dense.load_state_dict(state["dense"])
-        self.sparse.load_state_dict(state["sparse"])
+        for name, (m, v) in state["moments"].items():
+            self.moments[name][0].copy_(m)
+            self.moments[name][1].copy_(v)
+        self.steps.update(state["steps"])
 
 
 class Drawn(NamedTuple):
@@ -312,12 +338,7 @@ class SampledCFGANTrainer(TwoNetworks):
         self.opt_g.zero_grad()
         loss.backward()
         self.discriminator.requires_grad_(True)
-        if self.average is None:
-            self.opt_g.step()
-        else:
-            moved = self.opt_g.moved(self.generator)
-            params = dict(self.generator.named_parameters())
-            before = {name: params[name].detach()[index].clone() for name, index in moved.items()}
-            self.opt_g.step()
-            self.average.update(self.generator, moved, before)
+        moved = self.opt_g.step()
+        if self.average is not None:
+            self.average.update(self.generator, moved)
         return float(loss.detach())
