@@ -134,8 +134,8 @@ def evaluate(model: Recommender, data: Dataset, gate_data: Dataset, cfg: Config
              ) -> tuple[EvalResult, EvalResult, dict[str, dict[str, float]]]:
     """The candidate on the test split (at most `eval.max_users` of its users), the popularity
     baseline on the gate's test split, and a composite's components each alone."""
-    return (pipeline.evaluate(model, data, cfg), pipeline.popularity_baseline(data, gate_data, cfg),
-            pipeline.evaluate_components(model, data, cfg))
+    result, components = pipeline.evaluate_with_components(model, data, cfg)
+    return result, pipeline.popularity_baseline(data, gate_data, cfg), components
 
 
 @task(name="log-candidate", **REGISTRY_TASK)

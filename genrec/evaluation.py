@@ -121,22 +121,38 @@ def evaluate_scores(
     `batch_size` users, by default as many as `block_rows` allows). With `candidates` (a flag per
     item), only those items are ranked, and `truth` is cut to them.
     """
+    return evaluate_many(lambda users: {"": score_fn(users)}, ("",), known, truth, ks, batch_size, candidates)[""]
+
+
+def evaluate_many(
+    score_fn: Callable[[np.ndarray], dict[str, np.ndarray]],
+    names: tuple[str, ...],
+    known: sp.csr_matrix,
+    truth: sp.csr_matrix,
+    ks: tuple[int, ...] = (5, 10, 20),
+    batch_size: int | None = None,
+    candidates: np.ndarray | None = None,
+) -> dict[str, EvalResult]:
+    """`evaluate_scores` for several score blocks of the same users at once: `score_fn(users)`
+    returns one per name of `names` (e.g. a blend's and each of its parts', each part scored once)."""
     batch_size = batch_size or block_rows(truth.shape[1])
     if candidates is not None:
         truth = (truth.tocsr() @ sp.diags(np.asarray(candidates, dtype=np.float32))).tocsr()
         truth.eliminate_zeros()
     users = np.flatnonzero(np.diff(truth.indptr) > 0)
     max_k = max(ks)
-    ranked = np.empty((len(users), min(max_k, truth.shape[1])), dtype=np.int64)
+    ranked = {name: np.empty((len(users), min(max_k, truth.shape[1])), dtype=np.int64) for name in names}
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
-        scores = np.array(score_fn(batch), dtype=np.float64, copy=True)
         seen = known[batch]
-        scores[np.repeat(np.arange(len(batch)), np.diff(seen.indptr)), seen.indices] = -np.inf
-        if candidates is not None:
-            scores[:, ~np.asarray(candidates, dtype=bool)] = -np.inf
-        ranked[start : start + len(batch)] = top_k(scores, max_k)
-    return evaluate_ranked(ranked, users, truth, ks)
+        blocks = score_fn(batch)
+        for name in names:
+            scores = np.array(blocks[name], dtype=np.float64, copy=True)
+            scores[np.repeat(np.arange(len(batch)), np.diff(seen.indptr)), seen.indices] = -np.inf
+            if candidates is not None:
+                scores[:, ~np.asarray(candidates, dtype=bool)] = -np.inf
+            ranked[name][start : start + len(batch)] = top_k(scores, max_k)
+    return {name: evaluate_ranked(r, users, truth, ks) for name, r in ranked.items()}
 
 
 def evaluate_ranked(ranked: np.ndarray, users: np.ndarray, truth: sp.csr_matrix, ks: tuple[int, ...]) -> EvalResult:

@@ -27,7 +27,7 @@ from genrec.config import Config
 from genrec.dataset import TEST, Dataset
 from genrec.drift import DataProfile, DriftCheck
 from genrec.errors import DataError, UsageError
-from genrec.evaluation import EvalResult, evaluate_scores, sample_rows
+from genrec.evaluation import EvalResult, evaluate_many, evaluate_scores, sample_rows
 from genrec.fair import TrainingReference, fair_test
 from genrec.gating import Decision, decide
 from genrec.models.base import Recommender
@@ -429,17 +429,29 @@ def grid_choice(scores: list[float | None]) -> int:
 def evaluate(model: Recommender, data: Dataset, cfg: Config) -> EvalResult:
     """Full-ranking metrics on the test split (at most `eval.max_users` of its users, a seeded
     sample), each test user conditioned on train + validation."""
-    return evaluate_scores(model.score_users, data.seen("train", "validation"),
-                           sample_rows(data.test, cfg.eval.max_users, cfg.gate.bootstrap_seed), cfg.eval.ks)
+    return evaluate_scores(model.score_users, *_test_rows(data, cfg), cfg.eval.ks)
 
 
-def evaluate_components(model: Recommender, data: Dataset, cfg: Config) -> dict[str, dict[str, float]]:
-    """Each fitted component of a composite model scored alone as `evaluate` scores the model
-    (what the blend's parts are worth on their own); empty for a single model."""
+def _test_rows(data: Dataset, cfg: Config) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """What `evaluate` conditions on (train + validation) and the test rows it ranks (sampled)."""
+    return data.seen("train", "validation"), sample_rows(data.test, cfg.eval.max_users, cfg.gate.bootstrap_seed)
+
+
+def evaluate_with_components(model: Recommender, data: Dataset, cfg: Config) -> tuple[EvalResult, dict[str, dict[str, float]]]:
+    """`evaluate`, and each fitted component of a composite model scored alone on the same users
+    (what the blend's parts are worth on their own; each scored once for both); no components for a
+    single model."""
     parts = getattr(model, "fitted_parts", [])
     if len(parts) < 2:
-        return {}
-    return {part.name: evaluate(part, data, cfg).metrics for part in parts}
+        return evaluate(model, data, cfg), {}
+
+    def scores(users: np.ndarray) -> dict[str, np.ndarray]:
+        mixed, alone = model.score_users_with_parts(users)
+        return {"": mixed, **alone}
+
+    names = [part.name for part in parts]
+    results = evaluate_many(scores, ("", *names), *_test_rows(data, cfg), cfg.eval.ks)
+    return results[""], {name: results[name].metrics for name in names}
 
 
 def sample_test_users(data: Dataset, info: dict[str, Any], cfg: Config) -> tuple[Dataset, dict[str, Any]]:

@@ -155,6 +155,23 @@ def test_blend_weights_mix_standardised_scores(tmp_path):
     assert np.array_equal(load_model(tmp_path / "blend").score(histories), half.score(histories))
 
 
+def test_a_blend_and_its_parts_are_evaluated_in_one_pass_as_each_alone():
+    from genrec import pipeline
+
+    from modeldata import BLOCK, dataset
+
+    # Blocks of users and items: each user's own item held out for validation, the next one for test.
+    rows = [(u, i, 1 if i == u else 2 if i == u // BLOCK * BLOCK + (u + 1) % BLOCK else 0)
+            for u in range(3 * BLOCK) for i in range(u // BLOCK * BLOCK, (u // BLOCK + 1) * BLOCK)]
+    data = dataset(rows, 3 * BLOCK, 3 * BLOCK)
+    cfg = load_config("tiny", ["model.name=pop", "model.blend=ease", "model.ease.lambdas=5", "model.blend_weights=0.5"])
+    blend = make_model(cfg).fit(data)
+    together, parts = pipeline.evaluate_with_components(blend, data, cfg)
+    assert together.metrics == pipeline.evaluate(blend, data, cfg).metrics
+    assert parts == {part.name: pipeline.evaluate(part, data, cfg).metrics for part in (blend.first, blend.second)}
+    assert parts["pop"]["ndcg@5"] < parts["ease"]["ndcg@5"] == 1.0  # two models, measured apart
+
+
 def test_blend_needs_validation_and_a_catalogue_the_partner_can_hold(caplog):
     base = ["model.name=itemknn", "model.blend=ease"]
     without_validation = make_model(load_config("tiny", base)).fit(checkerboard(2))

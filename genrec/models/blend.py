@@ -140,6 +140,14 @@ class Blend(Recommender):
         second = self.second.score_users(users)
         return second if self.weight_ <= 0 else mix_scores(self.weight_, self.first.score_users(users), second)
 
+    def score_users_with_parts(self, users: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The mix's scores of `users` and each fitted part's alone (by family), each part scored once."""
+        self._check_fitted()
+        parts = {part.name: part.score_users(users) for part in self.fitted_parts}
+        if not self.mixes_ or self.weight_ <= 0:
+            return parts[(self.first if not self.mixes_ else self.second).name], parts
+        return mix_scores(self.weight_, parts[self.first.name], parts[self.second.name]), parts
+
     def get_state(self) -> ModelState:
         """The mix's facts, with each component's family, config and state nested inside
         (`genrec.models.artifacts` rebuilds the components)."""

@@ -68,9 +68,13 @@ class LowRankScorer:
         self.scale = (1.0 / (1.0 - (v.astype(np.float64) ** 2) @ c)).astype(np.float32)
 
     def __call__(self, x: sp.csr_matrix) -> np.ndarray:
-        projected = np.asarray(x @ self.v) @ self.vc.T
-        dense = x.toarray().astype(np.float32, copy=False)
-        return dense - (dense - projected) * self.scale
+        # x - (x - p) * scale = p * scale + x * (1 - scale), the second term at x's entries only.
+        x = x.tocsr()
+        out = np.asarray(x @ self.v, dtype=np.float32) @ self.vc.T
+        out *= self.scale
+        rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+        np.add.at(out, (rows, x.indices), x.data.astype(np.float32) * (1.0 - self.scale[x.indices]))
+        return out
 
 
 class LowRankEASE(Recommender):
