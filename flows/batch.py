@@ -27,7 +27,9 @@ def load_champion(model_name: str):
 
 @task(name="write-recommendations", cache_policy=NO_CACHE, persist_result=False)
 def write(served, path: Path, k: int, metadata: dict[str, str]) -> dict[str, Any]:
-    return write_recommendations(served, path, k, metadata)
+    log = get_run_logger()
+    return write_recommendations(served, path, k, metadata, progress=lambda done, total: log.info(
+        "scored %d of %d users (%.0f%%)", done, total, 100 * done / max(total, 1)))
 
 
 @flow(name="genrec-batch")

@@ -14,6 +14,7 @@ import contextlib
 import os
 import resource
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -46,9 +47,14 @@ REGISTRY_TASK = dict(TASK, retries=2, retry_delay_seconds=3)
 READS_REGISTRY = {"check-drift"}
 
 
+HEARTBEAT_SECONDS = 60.0
+"""A stage that runs longer says so in the run's log this often (an epoch at shop scale takes minutes)."""
+
+
 class StageClock:
     """Seconds and the process's peak memory so far at the end of each stage of a run, for the
-    result and its log (the scale benchmark reads them)."""
+    result and its log (the scale benchmark reads them); while a stage runs, a log line every
+    HEARTBEAT_SECONDS with its time so far."""
 
     def __init__(self):
         self.stages: list[dict[str, Any]] = []
@@ -56,11 +62,28 @@ class StageClock:
     @contextlib.contextmanager
     def __call__(self, name: str):
         start = time.perf_counter()
-        yield
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+        logger = get_run_logger()
+        done = threading.Event()
+
+        def heartbeat() -> None:
+            while not done.wait(HEARTBEAT_SECONDS):
+                logger.info("stage %s: running for %.0f s, peak memory so far %.0f MB", name,
+                            time.perf_counter() - start, _peak_mb())
+
+        beating = threading.Thread(target=heartbeat, name=f"genrec-stage-{name}", daemon=True)
+        beating.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beating.join()
         self.stages.append({"stage": name, "seconds": round(time.perf_counter() - start, 2),
-                            "peak_rss_mb": round(peak)})
-        get_run_logger().info("stage %s: %.1f s, peak memory so far %.0f MB", name, self.stages[-1]["seconds"], peak)
+                            "peak_rss_mb": round(_peak_mb())})
+        logger.info("stage %s: %.1f s, peak memory so far %.0f MB", name, self.stages[-1]["seconds"], _peak_mb())
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 def _stage(name: str, call: Callable[[], Any]) -> Any:

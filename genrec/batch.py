@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -25,8 +25,15 @@ def recommend_all(served: ServingModel, k: int, chunk: int = 4096):
         yield served.predict(pd.DataFrame({"user_id": ids, "history": [[] for _ in ids]}), k=k)
 
 
-def write_recommendations(served: ServingModel, path: Path, k: int, metadata: dict[str, str]) -> dict[str, Any]:
-    """Write every user's top-k to `path` (Parquet, one row per user); return counts and timing."""
+PROGRESS_SECONDS = 60.0
+"""`write_recommendations` reports its progress at least this often (a million users take minutes)."""
+
+
+def write_recommendations(served: ServingModel, path: Path, k: int, metadata: dict[str, str],
+                          progress: Callable[[int, int], None] | None = None, chunk: int = 4096) -> dict[str, Any]:
+    """Write every user's top-k to `path` (Parquet, one row per user); return counts and timing.
+    Users are scored `chunk` at a time; `progress(users written, users in all)` is called after a
+    chunk once PROGRESS_SECONDS have passed since the start or its last call."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -36,12 +43,15 @@ def write_recommendations(served: ServingModel, path: Path, k: int, metadata: di
          ("names", pa.list_(pa.string())), ("fallback", pa.bool_())],
         metadata={f"genrec.{key}": str(value) for key, value in metadata.items()} | {"genrec.k": str(k)},
     )
-    start = time.perf_counter()
+    start = reported = time.perf_counter()
     users = 0
     with pq.ParquetWriter(path, schema) as writer:
-        for frame in recommend_all(served, k):
+        for frame in recommend_all(served, k, chunk):
             writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
             users += len(frame)
+            if progress is not None and time.perf_counter() - reported >= PROGRESS_SECONDS:
+                progress(users, len(served.user_ids))
+                reported = time.perf_counter()
     seconds = time.perf_counter() - start
     return {"path": str(path), "users": users, "k": k, "seconds": round(seconds, 3),
             "users_per_second": round(users / seconds, 1) if seconds else float(np.inf)}

@@ -437,7 +437,8 @@ def _test_rows(data: Dataset, cfg: Config) -> tuple[sp.csr_matrix, sp.csr_matrix
     return data.seen("train", "validation"), sample_rows(data.test, cfg.eval.max_users, cfg.gate.bootstrap_seed)
 
 
-def evaluate_with_components(model: Recommender, data: Dataset, cfg: Config) -> tuple[EvalResult, dict[str, dict[str, float]]]:
+def evaluate_with_components(model: Recommender, data: Dataset,
+                             cfg: Config) -> tuple[EvalResult, dict[str, dict[str, float]]]:
     """`evaluate`, and each fitted component of a composite model scored alone on the same users
     (what the blend's parts are worth on their own; each scored once for both); no components for a
     single model."""

@@ -120,3 +120,27 @@ def test_flow_twice_then_bad_data(genrec_home, clustered_csv, tmp_path):
     out = model.predict(pd.DataFrame({"user_id": [user], "history": [[]]}), params={"k": 5})
     assert out.iloc[0]["user_id"] == user and len(out.iloc[0]["items"]) == 5
     assert all(i.startswith("i" + user[1]) for i in out.iloc[0]["items"][:3])  # own cluster first
+
+
+def test_a_long_stage_says_so_while_it_runs(prefect_harness, monkeypatch, caplog):
+    import time
+
+    from prefect import flow
+
+    import flows.training as training
+
+    monkeypatch.setattr(training, "HEARTBEAT_SECONDS", 0.1)
+
+    @flow(name="stage-clock")
+    def staged() -> list:
+        clock = training.StageClock()
+        with clock("quick"):
+            pass
+        with clock("slow"):
+            time.sleep(0.35)
+        return clock.stages
+
+    stages = staged()
+    assert [s["stage"] for s in stages] == ["quick", "slow"] and stages[1]["seconds"] >= 0.35
+    beats = [r.getMessage() for r in caplog.records if "running for" in r.getMessage()]
+    assert len(beats) >= 2 and all(b.startswith("stage slow: running for") for b in beats)

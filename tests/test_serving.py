@@ -89,3 +89,16 @@ def test_saved_as_data_and_loaded_back(bundle, tmp_path):
 def test_a_folder_that_is_no_serving_model_is_refused(tmp_path):
     with pytest.raises(UnloadableModelError, match="no serving.json"):
         ServingModel.load(tmp_path)
+
+
+def test_batch_scoring_reports_its_progress(bundle, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from genrec import batch
+
+    monkeypatch.setattr(batch, "PROGRESS_SECONDS", 0.0)  # a report after every chunk
+    calls = []
+    result = batch.write_recommendations(bundle, tmp_path / "recs.parquet", 3, {}, chunk=3,
+                                         progress=lambda *done: calls.append(done))
+    assert result["users"] == 4 == pq.read_table(tmp_path / "recs.parquet").num_rows
+    assert calls == [(3, 4), (4, 4)]
