@@ -77,9 +77,9 @@ class StageClock:
         finally:
             done.set()
             beating.join()
-        self.stages.append({"stage": name, "seconds": round(time.perf_counter() - start, 2),
-                            "peak_rss_mb": round(_peak_mb())})
-        logger.info("stage %s: %.1f s, peak memory so far %.0f MB", name, self.stages[-1]["seconds"], _peak_mb())
+        peak = _peak_mb()
+        self.stages.append({"stage": name, "seconds": round(time.perf_counter() - start, 2), "peak_rss_mb": round(peak)})
+        logger.info("stage %s: %.1f s, peak memory so far %.0f MB", name, self.stages[-1]["seconds"], peak)
 
 
 def _peak_mb() -> float:

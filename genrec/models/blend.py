@@ -10,7 +10,7 @@ models as fitted (refitted where they refit).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -130,27 +130,24 @@ class Blend(Recommender):
         """The components this fit trained (the partner only where the blend was not skipped)."""
         return [self.first] + ([self.second] if hasattr(self, "validation_scores_") else [])
 
-    def score(self, histories: Histories) -> np.ndarray:
+    def _combined(self, first: Callable[[], np.ndarray], second: Callable[[], np.ndarray]) -> np.ndarray:
+        """The mix of the parts' scores (each asked for only where the weight uses it)."""
         self._check_fitted()
         if not self.mixes_:
-            return self.first.score(histories)
-        second = self.second.score(histories)
-        return second if self.weight_ <= 0 else mix_scores(self.weight_, self.first.score(histories), second)
+            return first()
+        return second() if self.weight_ <= 0 else mix_scores(self.weight_, first(), second())
+
+    def score(self, histories: Histories) -> np.ndarray:
+        return self._combined(lambda: self.first.score(histories), lambda: self.second.score(histories))
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        if not self.mixes_:
-            return self.first.score_users(users)
-        second = self.second.score_users(users)
-        return second if self.weight_ <= 0 else mix_scores(self.weight_, self.first.score_users(users), second)
+        return self._combined(lambda: self.first.score_users(users), lambda: self.second.score_users(users))
 
     def score_users_with_parts(self, users: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The mix's scores of `users` and each fitted part's alone (by family), each part scored once."""
         self._check_fitted()
         parts = {part.name: part.score_users(users) for part in self.fitted_parts}
-        if not self.mixes_ or self.weight_ <= 0:
-            return parts[(self.first if not self.mixes_ else self.second).name], parts
-        return mix_scores(self.weight_, parts[self.first.name], parts[self.second.name]), parts
+        return self._combined(lambda: parts[self.first.name], lambda: parts[self.second.name]), parts
 
     def get_state(self) -> ModelState:
         """The mix's facts, with each component's family, config and state nested inside
