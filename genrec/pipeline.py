@@ -33,7 +33,7 @@ from genrec.gating import Decision, decide
 from genrec.models.base import Recommender
 from genrec.models.families import capabilities, make_model
 from genrec.paths import checkpoints_dir, datasets_dir
-from genrec.training import FitOptions
+from genrec.training import CHECKPOINT_FORMAT, FitOptions
 from genrec.validation import DataValidator, ValidationReport, raw_suite_name, validate_prepared
 
 log = logging.getLogger(__name__)
@@ -228,10 +228,11 @@ def check_trainable(cfg: Config, served: bool) -> None:
 
 
 def training_digest(cfg: Config, data: Dataset) -> str:
-    """What a checkpoint can be resumed under: the same data and the same settings of everything
-    that shapes training."""
+    """What a checkpoint can be resumed under: the same data, the same settings of everything that
+    shapes training, and the same checkpoint layout (one an older genrec wrote is not picked up)."""
     shaping = {k: cfg.to_dict()[k] for k in ("data", "prepare", "model", "train")}
-    text = json.dumps({"data": data.fingerprint, "config": shaping}, sort_keys=True, default=str)
+    text = json.dumps({"data": data.fingerprint, "config": shaping, "format": CHECKPOINT_FORMAT}, sort_keys=True,
+                      default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -286,8 +287,8 @@ def find_checkpoint(run: str | None, digest: str) -> Checkpoint | None:
     if run is not None:
         found = run_checkpoint(run)
         if found.info().get("digest") != digest:
-            raise UsageError(f"--resume {run}: that run trained on other data or with other settings; give the same "
-                             "--data, --config and --set as it had.")
+            raise UsageError(f"--resume {run}: that run trained on other data or with other settings (or under a "
+                             "genrec whose checkpoints differ); give the same --data, --config and --set as it had.")
         return found
     for c in _checkpoints():
         info = c.info()

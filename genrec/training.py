@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VALIDATION_METRIC = "ndcg@20"
-CHECKPOINT_FORMAT = 1
+# 2: the sampled CFGAN trainer's item tables keep their own Adam moments (`sampled.Optimisers`).
+CHECKPOINT_FORMAT = 2
 SELECT = ("train",)
 """The splits the selection run learns from (validated on `validation`)."""
 REFIT = ("train", "validation")

@@ -103,3 +103,29 @@ def test_two_runs_keep_one_checkpoint(genrec_home, clustered_csv):
 
     code, _, err = run("--resume", results[0]["mlflow_run_id"])
     assert code == UsageError.exit_code and "train.keep_checkpoints" in err and "Traceback" not in err
+
+
+def test_a_checkpoint_of_another_layout_is_not_resumed(genrec_home, monkeypatch):
+    """A dead run's checkpoint is picked up again only when it was written in this genrec's layout
+    (CHECKPOINT_FORMAT is part of the digest), never loaded into trainers it does not fit."""
+    from types import SimpleNamespace
+
+    from genrec import pipeline
+    from genrec.config import load_config
+
+    cfg, data = load_config("default"), SimpleNamespace(fingerprint="0123456789abcdef")
+    current = pipeline.training_digest(cfg, data)
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "CHECKPOINT_FORMAT", pipeline.CHECKPOINT_FORMAT - 1)
+        older = pipeline.training_digest(cfg, data)
+    assert older != current
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    root = genrec_home / "checkpoints"
+    _folder(root, "20260101T000001000000Z", 1_700_000_000.0, 10, {"status": "training", "pid": dead.pid,
+                                                                   "digest": older})
+    assert pipeline.find_checkpoint(None, current) is None
+    fitting = _folder(root, "20260101T000000000000Z", 1_700_000_000.0, 10, {"status": "training", "pid": dead.pid,
+                                                                            "digest": current})
+    assert pipeline.find_checkpoint(None, current) == fitting
