@@ -53,6 +53,22 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return top
 
 
+def top_k_unseen(scores: np.ndarray, rows: np.ndarray, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`top_k` of `scores` with the entries (rows, items) ranked out (a user's known items), and the
+    scores as ranked (-inf where a row had fewer than k others). The entries are set to -inf in
+    place for the ranking and put back after it, so a block of scores is neither copied nor changed
+    (a read-only or integer block is copied)."""
+    if not scores.flags.writeable or not np.issubdtype(scores.dtype, np.floating):
+        scores = scores.astype(np.result_type(scores, np.float32))
+    kept = scores[rows, items]
+    scores[rows, items] = -np.inf
+    try:
+        top = top_k(scores, k)
+        return top, np.take_along_axis(scores, top, axis=1)
+    finally:
+        scores[rows, items] = kept
+
+
 def ranking_metrics(ranked: np.ndarray, truth: sp.csr_matrix, ks: tuple[int, ...]) -> dict[str, np.ndarray]:
     """Per-user metrics of ranked item lists against `truth` rows (one row per ranked list).
 
@@ -146,12 +162,13 @@ def evaluate_many(
         batch = users[start : start + batch_size]
         seen = known[batch]
         blocks = score_fn(batch)
+        rows = np.repeat(np.arange(len(batch)), np.diff(seen.indptr))
         for name in names:
-            scores = np.array(blocks[name], dtype=np.float64, copy=True)
-            scores[np.repeat(np.arange(len(batch)), np.diff(seen.indptr)), seen.indices] = -np.inf
+            scores = blocks[name]
             if candidates is not None:
+                scores = np.array(scores, copy=True)
                 scores[:, ~np.asarray(candidates, dtype=bool)] = -np.inf
-            ranked[name][start : start + len(batch)] = top_k(scores, max_k)
+            ranked[name][start : start + len(batch)] = top_k_unseen(scores, rows, seen.indices, max_k)[0]
     return {name: evaluate_ranked(r, users, truth, ks) for name, r in ranked.items()}
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from genrec.dataset import Histories
 from genrec.errors import NotFittedError, TrainingDivergedError
-from genrec.evaluation import top_k
+from genrec.evaluation import top_k, top_k_unseen
 
 if TYPE_CHECKING:
     from genrec.dataset import Dataset
@@ -137,17 +137,20 @@ class Recommender:
 
 def top_items(raw: np.ndarray, histories: Histories, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
     """The k best items of each row of `raw` (the history's own items left out if asked)."""
-    scores = np.array(raw, dtype=np.result_type(raw, np.float32), copy=True)  # float32 stays float32
     if exclude_seen:
-        scores[np.repeat(np.arange(len(histories)), histories.lengths), histories.items] = -np.inf
-    items = top_k(scores, k)
-    best = np.take_along_axis(scores, items, axis=1)
+        items, best = top_k_unseen(raw, np.repeat(np.arange(len(histories)), histories.lengths), histories.items, k)
+    else:
+        items = top_k(raw, k)
+        best = np.take_along_axis(raw, items, axis=1)
+    best = best.astype(np.result_type(raw, np.float32), copy=False)  # float32 stays float32
     finite = np.isfinite(best)
     return np.where(finite, items, -1), np.where(finite, best, np.nan)
 
 
 def finite_scores(scores: np.ndarray, model: str) -> np.ndarray:
     """`scores`, unless a trained network produced NaN or infinity (TrainingDivergedError naming `model`)."""
-    if not np.isfinite(scores).all():
+    # The float64 sum of float32 scores is finite exactly when every score is (it cannot overflow,
+    # NaN and infinities carry through): one pass, no block of flags.
+    if not np.isfinite(np.sum(scores, dtype=np.float64)):
         raise TrainingDivergedError(f"{model} produced non-finite scores.")
     return scores

@@ -65,16 +65,15 @@ class LowRankScorer:
     def __init__(self, v: np.ndarray, s: np.ndarray, lam: float):
         c = s / (s + lam)
         self.v = v
-        # (V diag(c))^T, contiguous: one history against 100K items reads it in order (4 ms, 7 ms
-        # through the transpose of V diag(c)).
-        self.vct = np.ascontiguousarray((v * c.astype(np.float32)).T, dtype=np.float32)
         self.scale = (1.0 / (1.0 - (v.astype(np.float64) ** 2) @ c)).astype(np.float32)
+        # (V diag(c))^T with each item's column times its scale, contiguous: one history against
+        # 100K items reads it in order (4 ms, 7 ms through the transpose of V diag(c)).
+        self.vct = np.ascontiguousarray((v * c.astype(np.float32)).T * self.scale, dtype=np.float32)
 
     def __call__(self, x: sp.csr_matrix) -> np.ndarray:
         # x - (x - p) * scale = p * scale + x * (1 - scale), the second term at x's entries only.
         x = x.tocsr()
         out = np.asarray(x @ self.v, dtype=np.float32) @ self.vct
-        out *= self.scale
         rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
         np.add.at(out, (rows, x.indices), x.data.astype(np.float32) * (1.0 - self.scale[x.indices]))
         return out

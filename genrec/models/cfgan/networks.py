@@ -157,6 +157,8 @@ def generate(generator: Generator, conditions: sp.csr_matrix, columns: np.ndarra
     """The generator's output for each row of `conditions`, read sparse, in blocks of rows (only
     `columns` kept)."""
     device = next(generator.parameters()).device
+    if conditions.shape[0] <= block and columns is None:  # one block: the output itself, not a copy
+        return generator(SparseRows.from_csr(conditions.tocsr(), device)).cpu().numpy()
     width = conditions.shape[1] if columns is None else len(columns)
     out = np.empty((conditions.shape[0], width), dtype=np.float32)
     for start in range(0, conditions.shape[0], block):
