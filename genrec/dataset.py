@@ -59,6 +59,11 @@ class Histories:
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
 
+    @property
+    def entry_rows(self) -> np.ndarray:
+        """The row of each entry of `items` (with `items`, the (row, item) pairs of the rows)."""
+        return np.repeat(np.arange(len(self)), self.lengths)
+
     def row(self, r: int) -> np.ndarray:
         return self.items[self.indptr[r] : self.indptr[r + 1]]
 

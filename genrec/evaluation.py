@@ -26,6 +26,13 @@ class EvalResult:
     per_user: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
 
+def as_tensor(scores: np.ndarray, dtype=None) -> torch.Tensor:
+    """`scores` (as `dtype` if given) as a tensor sharing their memory where it can (a read-only
+    block, as pandas 3 and broadcasting hand out, is copied)."""
+    scores = np.asarray(scores, dtype=dtype)
+    return torch.from_numpy(scores if scores.flags.writeable else scores.copy())
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k best scores per row, best first, ties broken by lower index: the first k of
     a longer list, whatever k (so a metric @10 does not depend on the largest cut-off asked for)."""
@@ -34,7 +41,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     # torch's top-k selects in one pass per row, threaded (about 20x numpy's argpartition at 30K
     # items). Taking one more than k tells the rows where a tie crosses the k-th place (the extra
     # score equals the k-th): which tied items torch took there is arbitrary, so those are redone.
-    whole = torch.from_numpy(scores if scores.flags.writeable else scores.copy())
+    whole = as_tensor(scores)
     values, part = torch.topk(whole, min(k + 1, width), dim=1, sorted=True)
     values, part = values.numpy(), part.numpy()
     tied = np.flatnonzero(values[:, k - 1] == values[:, k]) if k < width else np.empty(0, dtype=np.int64)

@@ -21,7 +21,7 @@ import numpy as np
 
 from genrec.dataset import Histories
 from genrec.errors import NotFittedError, TrainingDivergedError
-from genrec.evaluation import top_k, top_k_unseen
+from genrec.evaluation import top_k_unseen
 
 if TYPE_CHECKING:
     from genrec.dataset import Dataset
@@ -137,11 +137,8 @@ class Recommender:
 
 def top_items(raw: np.ndarray, histories: Histories, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
     """The k best items of each row of `raw` (the history's own items left out if asked)."""
-    if exclude_seen:
-        items, best = top_k_unseen(raw, np.repeat(np.arange(len(histories)), histories.lengths), histories.items, k)
-    else:
-        items = top_k(raw, k)
-        best = np.take_along_axis(raw, items, axis=1)
+    seen = (histories.entry_rows, histories.items) if exclude_seen else ([], [])
+    items, best = top_k_unseen(raw, *seen, k)
     best = best.astype(np.result_type(raw, np.float32), copy=False)  # float32 stays float32
     finite = np.isfinite(best)
     return np.where(finite, items, -1), np.where(finite, best, np.nan)

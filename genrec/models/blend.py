@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from genrec.dataset import Histories
-from genrec.evaluation import block_rows, evaluate_ranked, top_k_unseen
+from genrec.evaluation import as_tensor, block_rows, evaluate_ranked, top_k_unseen
 from genrec.models.base import Capabilities, ModelState, Recommender, Scorer
 from genrec.training import VALIDATION_METRIC
 
@@ -36,7 +36,7 @@ class Moments(NamedTuple):
 
 def row_moments(scores: np.ndarray) -> Moments:
     """Each row's mean and sd over the items, in one threaded pass."""
-    var, mean = torch.var_mean(_tensor(scores, np.result_type(scores, np.float32)), dim=1, correction=0)
+    var, mean = torch.var_mean(as_tensor(scores, np.result_type(scores, np.float32)), dim=1, correction=0)
     return Moments(mean.double().numpy(), var.double().sqrt().numpy())
 
 
@@ -56,14 +56,8 @@ def mix_scores(weight: float, first: np.ndarray, second: np.ndarray,
     beta = np.divide(1.0 - weight, sd_b, out=np.zeros_like(sd_b), where=sd_b > 0)
     dtype = np.result_type(first, second, np.float32)
     column = lambda v: torch.from_numpy(v.astype(dtype)[:, None])  # noqa: E731
-    out = torch.addcmul(column(-(alpha * mean_a + beta * mean_b)), _tensor(first, dtype), column(alpha))
-    return out.addcmul_(_tensor(second, dtype), column(beta)).numpy()
-
-
-def _tensor(scores: np.ndarray, dtype) -> torch.Tensor:
-    """`scores` as a tensor of `dtype`, sharing memory where it can (a read-only block is copied)."""
-    scores = np.asarray(scores, dtype=dtype)
-    return torch.from_numpy(scores if scores.flags.writeable else scores.copy())
+    out = torch.addcmul(column(-(alpha * mean_a + beta * mean_b)), as_tensor(first, dtype), column(alpha))
+    return out.addcmul_(as_tensor(second, dtype), column(beta)).numpy()
 
 
 def choose_weight(weights: tuple[float, ...], first: Scorer, second: Scorer, data: "Dataset",
@@ -80,7 +74,7 @@ def choose_weight(weights: tuple[float, ...], first: Scorer, second: Scorer, dat
         rows = histories.take(batch)
         a, b = np.asarray(first(rows)), np.asarray(second(rows))
         both = (row_moments(a), row_moments(b)) if any(0 < w < 1 for w in weights) else None
-        seen = (np.repeat(np.arange(len(batch)), rows.lengths), rows.items) if data.exclude_seen else ([], [])
+        seen = (rows.entry_rows, rows.items) if data.exclude_seen else ([], [])
         for w in weights:
             ranked[w][start : start + len(batch)] = top_k_unseen(mix_scores(w, a, b, both), *seen, k)[0]
     scores = {w: evaluate_ranked(ranked[w], users, data.scored_validation, (k,)).metrics[VALIDATION_METRIC]
