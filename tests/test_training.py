@@ -40,6 +40,21 @@ def test_early_stops_on_validation_and_keeps_the_best_epoch():
     assert model.chosen_params_ == {"epochs": loop.best_epoch}
 
 
+def test_patience_in_interactions_waits_fewer_epochs_on_a_larger_split(caplog):
+    """`train.patience_interactions` of three training splits' interactions: the loop waits 3
+    epochs, not the 10 of `train.patience`; the smaller of the two governs."""
+    caplog.set_level("INFO")
+    data = checkerboard(3, validation=True)
+    n = data.train.nnz
+    model = cfgan("train.epochs=400", "train.patience=10", f"train.patience_interactions={3 * n}").fit(data)
+    loop = model.training_
+    assert len(loop.history) - loop.best_epoch == 3
+    assert f"patience 3 epochs (train.patience_interactions={3 * n:,} over {n:,}" in caplog.text
+    assert load_config("tiny", [f"train.patience_interactions={100 * n}"]).train.patience_for(n) == 10
+    assert load_config("tiny", ["train.patience_interactions=0"]).train.patience_for(10**9) == 10
+    assert load_config("default").train.patience_for(10**9) == 1
+
+
 def test_patience_waits_until_the_model_beats_popularity(caplog):
     """Every validation item is the most popular item its user has not seen, so popularity's
     NDCG@20 is 1 and nothing beats it: patience never starts counting and every epoch runs (an
