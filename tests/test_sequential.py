@@ -4,6 +4,8 @@ answers, and the item-to-item transitions baseline on a catalogue where order is
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+import torch.nn.functional as F
 
 from genrec import preprocessing
 from genrec.config import load_config
@@ -152,6 +154,26 @@ def test_the_sequence_family_finds_the_next_item_where_order_is_the_only_signal(
     # A new history, in order, gets the item after its last one.
     items, _ = model.recommend_histories(data.histories(np.array([0, 1])), k=1)
     assert items[:, 0].tolist() == [(data.histories(np.array([u])).row(0)[-1] + 1) % data.n_items for u in (0, 1)]
+
+
+def test_sampled_softmax_over_every_item_is_the_full_softmax():
+    """Drawing every item (negatives = items: no shift) gives the full cross-entropy exactly; the
+    model trained on 4 drawn items of 12 (both stages) still finds the next item."""
+    from genrec.models.seqgan.networks import SequenceEncoder
+    from genrec.models.seqgan.trainer import candidate_logits
+
+    cfg = _seqgan().model.section()
+    encoder = SequenceEncoder(12, cfg, seed=0)
+    states, target = torch.randn(7, cfg.dim), torch.tensor([0, 3, 11, 5, 5, 2, 9])
+    full = F.cross_entropy(encoder.logits(states), target)
+    logits, column = candidate_logits(encoder, states, target, torch.randperm(12))
+    torch.testing.assert_close(F.cross_entropy(logits, column), full)
+    assert cfg.sampled(12) is False and _seqgan("model.negatives=2").model.section().sampled(12) is True
+
+    data = cyclic()
+    model = make_model(_seqgan("model.output=sampled", "model.negatives=4", "train.epochs=150",
+                               "train.patience=30")).fit(data)
+    assert evaluate_scores(model.score_users, data.known, data.test, ks=(1,)).metrics["ndcg@1"] >= 0.95
 
 
 def _seqgan(*overrides: str):

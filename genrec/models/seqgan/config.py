@@ -7,6 +7,10 @@ from typing import Literal
 
 from genrec.ranges import at_least
 
+SAMPLED_ABOVE = 4
+"""output=auto samples the softmax where the catalogue has more than this many times `negatives`
+items (as CFGAN's `output=auto`: below that the full product costs little more)."""
+
 
 @dataclass(frozen=True)
 class SeqGANConfig:
@@ -34,6 +38,15 @@ class SeqGANConfig:
     """Adam's learning rate."""
     weight_decay: float = 0.0
     """Adam's (decoupled, AdamW) weight decay."""
+    output: Literal["auto", "full", "sampled"] = "auto"
+    """Over which items each position's softmax (and the adversarial stage's expectation over the
+    generator's choices) is taken: `full`, every item (SASRec's full softmax; a step costs positions
+    x items); `sampled`, the position's next item and `negatives` items drawn uniformly for the step,
+    their logits shifted by log(items / negatives) so that the softmax estimates the full one (a step
+    costs positions x negatives); `auto`, sampled above SAMPLED_ABOVE x `negatives` items (not on
+    ML-100K or Online Retail)."""
+    negatives: int = 1000
+    """With output=sampled: items drawn at each step, shared by the step's positions."""
     adversarial: bool = True
     """After the cross-entropy stage, train the generator on against a discriminator that tells each
     real next item from the generator's choices given the history; the result is kept only where it
@@ -55,7 +68,7 @@ class SeqGANConfig:
     NDCG@20 from 0.178 to 0.182 (docs/results.md, "Cold start")."""
 
     def __post_init__(self) -> None:
-        at_least(self, 1, "dim", "layers", "heads", "max_len", "batch_size", "adv_patience")
+        at_least(self, 1, "dim", "layers", "heads", "max_len", "batch_size", "adv_patience", "negatives")
         for name in ("dropout", "id_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -64,3 +77,9 @@ class SeqGANConfig:
                              f"{self.lr_d}, {self.weight_decay}, {self.adv_weight}")
         if self.encoder == "transformer" and self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be a multiple of heads ({self.heads})")
+
+    def sampled(self, n_items: int) -> bool:
+        """Whether the softmax over `n_items` items is sampled (see `output`)."""
+        if self.output != "auto":
+            return self.output == "sampled"
+        return n_items > SAMPLED_ABOVE * self.negatives

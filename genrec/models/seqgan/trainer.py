@@ -1,9 +1,13 @@
 """One epoch at a time over users' ordered histories: the sequence family's `Trainer`s for the
 training loop (`genrec.training`).
 
-Every position of a history predicts the item after it, by cross-entropy over all items (no
-sampled negatives): the loss of SASRec with full softmax, which Klenitskiy & Vasilev (RecSys 2023)
-show ranks far better than its original one-negative loss.
+Every position of a history predicts the item after it, by cross-entropy over all items: the loss
+of SASRec with full softmax, which Klenitskiy & Vasilev (RecSys 2023) show ranks far better than its
+original one-negative loss. Above a catalogue size (`output=auto`) the softmax is taken over the
+next item and `negatives` items drawn uniformly for the step, whose logits are shifted by
+log(items / negatives): each item is drawn with probability negatives / items, so the shifted
+exponentials' sum estimates the full softmax's denominator (`candidate_logits`). A step then costs
+positions x negatives, not positions x items; both stages use it.
 
 The adversarial stage starts from the cross-entropy generator G and a discriminator D (an encoder
 of the same shape, started as a copy of G) whose logit d(h, i) says how likely item i is the real
@@ -20,6 +24,7 @@ mean as the baseline; the cross-entropy keeps G anchored to the data.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -31,6 +36,23 @@ from genrec.models.item_table import ItemAttributes
 from genrec.models.seqgan.config import SeqGANConfig
 from genrec.models.seqgan.networks import SequenceEncoder, padded, score_histories
 from genrec.training import copy_state
+
+
+def candidate_logits(encoder: SequenceEncoder, states: torch.Tensor, target: torch.Tensor,
+                     drawn: torch.Tensor | None, shift: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of each state and the column of its next item `target`: over every item (`drawn`
+    None), or over the target (column 0) and the `drawn` items, shifted by log(items / drawn) with
+    `shift` (a softmax's estimate; a discriminator's logits are taken as they are), a drawn item
+    that is the state's own target left out (-1e4: no weight in a softmax, finite in a loss)."""
+    if drawn is None:
+        return encoder.logits(states), target
+    table = encoder.items.table()
+    at_target = (states * table[target + 1]).sum(1, keepdim=True)
+    at_drawn = states @ table[drawn + 1].T
+    if shift:
+        at_drawn = at_drawn + math.log(encoder.items.n_items / len(drawn))
+    at_drawn = at_drawn.masked_fill(drawn[None, :] == target[:, None], -1e4)
+    return torch.cat([at_target, at_drawn], 1), torch.zeros_like(target)
 
 
 class SeqTrainer:
@@ -50,6 +72,7 @@ class SeqTrainer:
         # A history of one item has no next item to learn from.
         self.active = np.flatnonzero(histories.lengths >= 2)
         self.rng = np.random.default_rng(seed)
+        self.negatives = min(cfg.negatives, histories.n_items) if cfg.sampled(histories.n_items) else 0
         # Dropout draws from torch's default generator: each epoch runs on this state of it, and the
         # process's own is put back afterwards.
         self._devices = [device] if device.type == "cuda" else []
@@ -79,14 +102,20 @@ class SeqTrainer:
         seq, lengths = padded(self.histories.take(users), self.cfg.max_len + 1)
         seq_t = torch.from_numpy(seq).to(self.device)
         inputs, targets = seq_t[:, :-1], seq_t[:, 1:]
-        states = self.encoder(inputs)
         real = targets > 0
-        logits = self.encoder.logits(states[real])
-        loss = F.cross_entropy(logits, targets[real] - 1)
+        logits, column = candidate_logits(self.encoder, self.encoder(inputs)[real], targets[real] - 1, self._draw())
+        loss = F.cross_entropy(logits, column)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         return float(loss.detach()), int(real.sum())
+
+    def _draw(self) -> torch.Tensor | None:
+        """The step's drawn items (uniformly, without replacement), or None for the full softmax."""
+        if not self.negatives:
+            return None
+        drawn = self.rng.choice(self.histories.n_items, size=self.negatives, replace=False)
+        return torch.from_numpy(drawn).to(self.device)
 
     def _get_rng(self) -> torch.Tensor:
         """The state of the generator dropout draws from on this trainer's device."""
@@ -146,10 +175,12 @@ class AdversarialTrainer(SeqTrainer):
         seq_t = torch.from_numpy(seq).to(self.device)
         inputs, targets = seq_t[:, :-1], seq_t[:, 1:]
         real = targets > 0
-        target = targets[real] - 1
-        logits = self.encoder.logits(self.encoder(inputs)[real])
-        chosen = torch.softmax(logits, dim=1)  # G(i | h), weighed exactly over all items
-        d = self.discriminator.logits(self.discriminator(inputs)[real])
+        drawn = self._draw()
+        logits, target = candidate_logits(self.encoder, self.encoder(inputs)[real], targets[real] - 1, drawn)
+        # G(i | h), weighed exactly over all items (or over the drawn ones, self-normalised)
+        chosen = torch.softmax(logits, dim=1)
+        d, _ = candidate_logits(self.discriminator, self.discriminator(inputs)[real], targets[real] - 1, drawn,
+                                shift=False)
 
         # (1) D: maximise log s(d(h, real)) + sum_i G(i | h) log(1 - s(d(h, i)))
         d_real = d.gather(1, target[:, None]).squeeze(1)
