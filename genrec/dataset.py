@@ -59,10 +59,12 @@ class Histories:
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
 
-    @property
-    def entry_rows(self) -> np.ndarray:
-        """The row of each entry of `items` (with `items`, the (row, item) pairs of the rows)."""
-        return np.repeat(np.arange(len(self)), self.lengths)
+    def pairs(self, at_all: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The (row, item) pair of each entry, as two arrays (none unless `at_all`: what a ranking
+        leaves out when the rows' own items are not to be ranked)."""
+        if not at_all:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        return np.repeat(np.arange(len(self)), self.lengths), self.items
 
     def row(self, r: int) -> np.ndarray:
         return self.items[self.indptr[r] : self.indptr[r + 1]]

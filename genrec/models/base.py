@@ -137,8 +137,7 @@ class Recommender:
 
 def top_items(raw: np.ndarray, histories: Histories, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
     """The k best items of each row of `raw` (the history's own items left out if asked)."""
-    seen = (histories.entry_rows, histories.items) if exclude_seen else ([], [])
-    items, best = top_k_unseen(raw, *seen, k)
+    items, best = top_k_unseen(raw, *histories.pairs(exclude_seen), k)
     best = best.astype(np.result_type(raw, np.float32), copy=False)  # float32 stays float32
     finite = np.isfinite(best)
     return np.where(finite, items, -1), np.where(finite, best, np.nan)

@@ -74,7 +74,7 @@ def choose_weight(weights: tuple[float, ...], first: Scorer, second: Scorer, dat
         rows = histories.take(batch)
         a, b = np.asarray(first(rows)), np.asarray(second(rows))
         both = (row_moments(a), row_moments(b)) if any(0 < w < 1 for w in weights) else None
-        seen = (rows.entry_rows, rows.items) if data.exclude_seen else ([], [])
+        seen = rows.pairs(data.exclude_seen)
         for w in weights:
             ranked[w][start : start + len(batch)] = top_k_unseen(mix_scores(w, a, b, both), *seen, k)[0]
     scores = {w: evaluate_ranked(ranked[w], users, data.scored_validation, (k,)).metrics[VALIDATION_METRIC]
