@@ -67,6 +67,18 @@ class Run(NamedTuple):
     chosen: dict
     ndcg20: np.ndarray
     """Per test user, in the order of the test users (the same for every model on a data set)."""
+    longest_wait: int | None
+    """An iterative fit's most epochs between two gains on validation up to its best (what
+    `train.patience` must cover for it to keep the same epoch); None for the others."""
+
+
+def longest_wait(history: list[dict]) -> int:
+    best, at, wait = -np.inf, 0, 0
+    for record in history:
+        if record["val_ndcg@20"] > best:
+            wait = max(wait, record["epoch"] - at) if at else wait
+            best, at = record["val_ndcg@20"], record["epoch"]
+    return wait
 
 
 def run(data: Dataset, model: str, seed: int, overrides: list[str]) -> Run:
@@ -76,7 +88,9 @@ def run(data: Dataset, model: str, seed: int, overrides: list[str]) -> Run:
     fitted = pipeline.train(data, cfg)
     fit_seconds = time.perf_counter() - start
     result = pipeline.evaluate(fitted, data, cfg)
-    return Run(result.metrics, fit_seconds, dict(fitted.chosen_params_), result.per_user["ndcg@20"])
+    loop = fitted.training_
+    wait = longest_wait(loop.history) if loop is not None and loop.best_score is not None else None
+    return Run(result.metrics, fit_seconds, dict(fitted.chosen_params_), result.per_user["ndcg@20"], wait)
 
 
 def compared(run: Run, reference: Run) -> str:
@@ -130,9 +144,11 @@ def main() -> None:
             for seed in args.seeds:
                 same_as_reference = reference is not None and (model, seed) == (args.against, 0)
                 runs.append(reference if same_as_reference else run(data, model, seed, args.overrides))
-                if len(args.seeds) > 1:
+                if len(args.seeds) > 1 or runs[-1].longest_wait is not None:
+                    waited = "" if runs[-1].longest_wait is None else \
+                        f", at most {runs[-1].longest_wait} epochs between validation gains"
                     print(f"<!-- {name} {model} seed {seed}: ndcg@20 {runs[-1].metrics['ndcg@20']:.4f}, "
-                          f"fit {runs[-1].fit_seconds:.1f} s, {runs[-1].chosen} -->", flush=True)
+                          f"fit {runs[-1].fit_seconds:.1f} s, {runs[-1].chosen}{waited} -->", flush=True)
                 if reference is not None:
                     print(f"<!-- {name} {model} seed {seed} against {args.against}: "
                           f"{compared(runs[-1], reference)} -->", flush=True)
