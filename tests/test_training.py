@@ -43,7 +43,7 @@ def test_early_stops_on_validation_and_keeps_the_best_epoch():
 def test_patience_in_interactions_waits_fewer_epochs_on_a_larger_split(caplog):
     """`train.patience_interactions` of three training splits' interactions: the loop waits 3
     epochs, not the 10 of `train.patience`; the smaller of the two governs."""
-    caplog.set_level("INFO")
+    caplog.set_level("INFO", logger="genrec.training")  # the CLI's tests may have left "genrec" at WARNING
     data = checkerboard(3, validation=True)
     n = data.train.nnz
     model = cfgan("train.epochs=400", "train.patience=10", f"train.patience_interactions={3 * n}").fit(data)
