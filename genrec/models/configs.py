@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+SAMPLED_ABOVE = 4
+"""A family's `output=auto` trains on sampled outputs (CFGAN's generator, the sequence family's
+softmax) where the full output costs more than this many times the sampled one: below that the full
+form's dense products cost less per output (benchmarks/scale.py)."""
+
 
 @dataclass(frozen=True)
 class PopConfig:

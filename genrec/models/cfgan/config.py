@@ -5,12 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from genrec.models.configs import SAMPLED_ABOVE
 from genrec.ranges import at_least
-
-
-SAMPLED_ABOVE = 4
-"""output=auto trains on sampled outputs where the full output has more than this many times the
-sampled one's: the full form's dense products cost less per output (benchmarks/scale.py)."""
 
 
 @dataclass(frozen=True)

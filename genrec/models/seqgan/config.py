@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from genrec.models.configs import SAMPLED_ABOVE
 from genrec.ranges import at_least
-
-SAMPLED_ABOVE = 4
-"""output=auto samples the softmax where the catalogue has more than this many times `negatives`
-items (as CFGAN's `output=auto`: below that the full product costs little more)."""
 
 
 @dataclass(frozen=True)

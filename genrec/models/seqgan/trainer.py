@@ -175,12 +175,11 @@ class AdversarialTrainer(SeqTrainer):
         seq_t = torch.from_numpy(seq).to(self.device)
         inputs, targets = seq_t[:, :-1], seq_t[:, 1:]
         real = targets > 0
-        drawn = self._draw()
-        logits, target = candidate_logits(self.encoder, self.encoder(inputs)[real], targets[real] - 1, drawn)
+        drawn, next_items = self._draw(), targets[real] - 1
+        logits, target = candidate_logits(self.encoder, self.encoder(inputs)[real], next_items, drawn)
         # G(i | h), weighed exactly over all items (or over the drawn ones, self-normalised)
         chosen = torch.softmax(logits, dim=1)
-        d, _ = candidate_logits(self.discriminator, self.discriminator(inputs)[real], targets[real] - 1, drawn,
-                                shift=False)
+        d, _ = candidate_logits(self.discriminator, self.discriminator(inputs)[real], next_items, drawn, shift=False)
 
         # (1) D: maximise log s(d(h, real)) + sum_i G(i | h) log(1 - s(d(h, i)))
         d_real = d.gather(1, target[:, None]).squeeze(1)
