@@ -37,6 +37,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.adam import adam
 
 from genrec import distributed
 from genrec.errors import UsageError
@@ -83,10 +84,10 @@ class LazyAverage:
                 # Bring the rows to the step before this one (constant at `before` since they last moved),
                 # then take this step's update.
                 rows = change.rows
-                gap = (self.step - 1 - self.last[name][rows]).to(p.dtype)
-                caught = change.before + (d ** gap)[:, None] * (avg.index_select(0, rows) - change.before)
-                avg.index_copy_(0, rows, caught.mul_(d).add_(change.after, alpha=1 - d))
-                self.last[name][rows] = self.step
+                gap = (self.step - 1 - self.last[name].index_select(0, rows)).to(p.dtype)
+                caught = torch.lerp(change.before, avg.index_select(0, rows), (d**gap)[:, None])
+                avg.index_copy_(0, rows, caught.lerp_(change.after, 1 - d))
+                self.last[name].index_fill_(0, rows, self.step)
 
     def synced(self, network: nn.Module) -> nn.Module:
         """The averaged network, every row brought to the current step."""
@@ -152,18 +153,20 @@ class Optimisers:
                 if p.grad is None:
                     continue
                 grad = p.grad.coalesce()  # one row per item read, summed over the reads
-                rows, g = grad.indices()[0], grad.values()
+                rows = grad.indices()[0]
                 before = p.index_select(0, rows)
-                if self.reg:
-                    g = g + self.reg * before
+                after = before.clone()
+                m_all, v_all = self.moments[name]
+                m, v = m_all.index_select(0, rows), v_all.index_select(0, rows)
                 self.steps[name] += 1
                 t = self.steps[name]
-                m_all, v_all = self.moments[name]
-                m = m_all.index_select(0, rows).mul_(b1).add_(g, alpha=1 - b1)
-                v = v_all.index_select(0, rows).mul_(b2).addcmul_(g, g, value=1 - b2)
+                # torch's fused Adam on the gathered rows, in one pass. It adds eps to sqrt(v) after
+                # the bias correction, SparseAdam before: eps / sqrt(1 - b2^t) makes them the same.
+                adam([after], [grad.values()], [m], [v], [], [torch.tensor(float(t - 1), device=p.device)],
+                     fused=True, amsgrad=False, beta1=b1, beta2=b2, lr=self.lr, weight_decay=self.reg,
+                     eps=self.eps / math.sqrt(1 - b2**t), maximize=False)
                 m_all.index_copy_(0, rows, m)
                 v_all.index_copy_(0, rows, v)
-                after = before.addcdiv(m, v.sqrt_().add_(self.eps), value=-self.lr * math.sqrt(1 - b2**t) / (1 - b1**t))
                 p.index_copy_(0, rows, after)
                 moved[name] = Moved(rows, before, after)
         return moved
@@ -265,9 +268,11 @@ class SampledCFGANTrainer(TwoNetworks):
         hidden = self.generator.net[:-1](condition)
         out = self.generator.net[-1]
         items, shared = self._tensor(drawn.item), self._tensor(drawn.shared)
-        at_items = (hidden[self._tensor(drawn.row)] * F.embedding(items, out.weight, sparse=True)).sum(dim=1)
-        at_drawn = torch.addmm(out.bias[shared], hidden, F.embedding(shared, out.weight, sparse=True).T)
-        return at_items + out.bias[items], at_drawn * self._tensor(~drawn.own, torch.float32)
+        # index_select rather than [] indexing: its backward adds rows (index_add) instead of sorting them.
+        at_items = (hidden.index_select(0, self._tensor(drawn.row))
+                    * F.embedding(items, out.weight, sparse=True)).sum(dim=1)
+        at_drawn = torch.addmm(out.bias.index_select(0, shared), hidden, F.embedding(shared, out.weight, sparse=True).T)
+        return at_items + out.bias.index_select(0, items), at_drawn * self._tensor(~drawn.own, torch.float32)
 
     def _judge(self, given: SparseRows, drawn: Drawn, at_items: torch.Tensor, at_drawn: torch.Tensor | None,
                twice: bool = False) -> torch.Tensor:
