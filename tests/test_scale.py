@@ -15,7 +15,7 @@ import torch
 from genrec.config import load_config
 from genrec.evaluation import sample_rows
 from genrec.models.cfgan.networks import Generator, SparseRows
-from genrec.models.cfgan.sampled import Drawn, LazyAverage, Moved, Optimisers
+from genrec.models.cfgan.sampled import Drawn, LazyAverage, Moved, Optimisers, Read, distinct
 from genrec.models.ease import ease_weights
 from genrec.models.lowrank import LowRankScorer, factors
 from genrec.synthetic import ShopShape, shop_log
@@ -77,13 +77,13 @@ def test_the_lazy_average_equals_one_updated_every_step():
 
 
 def test_the_item_tables_adam_is_torchs_sparse_adam_plus_the_l2_penalty():
-    # Steps with sparse gradients of repeated rows: the same weights as SparseAdam on the gradient
-    # plus reg x w at the rows read, and the small parameters' Adam as torch's.
+    # Steps that read rows with repeats, ours through each table's block of distinct rows, theirs
+    # through sparse embeddings: the same weights as SparseAdam on the gradient plus reg x w at the
+    # rows read, and the small parameters' Adam as torch's.
     torch.manual_seed(0)
     ours, theirs = Generator(40, 6, 1), Generator(40, 6, 1)
     theirs.load_state_dict(ours.state_dict())
-    for network in (ours, theirs):
-        network.net[0].sparse = True
+    theirs.net[0].sparse = True
     opt = Optimisers(ours, 0.01, 0.1, (0.9, 0.999))
     tables = [theirs.net[0].weight, theirs.net[-1].weight]
     sparse = torch.optim.SparseAdam(tables, lr=0.01)
@@ -91,14 +91,22 @@ def test_the_item_tables_adam_is_torchs_sparse_adam_plus_the_l2_penalty():
                              weight_decay=0.1)
     rng = np.random.default_rng(0)
     for _ in range(6):
-        rows = torch.from_numpy(rng.choice(40, 12))  # with repeats
-        x = sp.csr_matrix((np.ones(12, dtype=np.float32), (np.arange(12) // 4, rows.numpy())), shape=(3, 40))
-        for network in (ours, theirs):
-            network.zero_grad(set_to_none=True)
-            hidden = network.net[:-1](SparseRows.from_csr(x, torch.device("cpu")))
-            out = torch.nn.functional.embedding(rows, network.net[-1].weight, sparse=True)
-            ((hidden @ out.T) ** 2).sum().backward()
-        opt.step()
+        items = rng.choice(40, 12)  # with repeats
+        x = sp.csr_matrix((np.ones(12, dtype=np.float32), (np.arange(12) // 4, items)), shape=(3, 40))
+        rows, at = (torch.from_numpy(a) for a in distinct(40, x.indices))
+        first, last = (Read.of(ours.net[i].weight, rows) for i in (0, -1))
+        opt.zero_grad()
+        given = SparseRows.from_csr(x, torch.device("cpu"))
+        hidden = ours.net[1:-1](torch.nn.functional.embedding_bag(at, first.block, given.offsets, mode="sum",
+                                                                  per_sample_weights=given.values) + ours.net[0].bias)
+        ((hidden @ last.block.index_select(0, at).T) ** 2).sum().backward()
+        moved = opt.step({opt.name(ours.net[0].weight): first, opt.name(ours.net[-1].weight): last})
+        assert all(torch.equal(m.rows, rows) for m in moved.values())
+
+        theirs.zero_grad(set_to_none=True)
+        hidden = theirs.net[:-1](given)
+        out = torch.nn.functional.embedding(given.indices, theirs.net[-1].weight, sparse=True)
+        ((hidden @ out.T) ** 2).sum().backward()
         with torch.no_grad():
             for p in tables:
                 grad = p.grad.coalesce()

@@ -19,8 +19,9 @@ ones only, reading the output layer's rows of those items:
   and the drawn ones under PM), the others being 0 in both.
 
 Every item table (the generator's input and output layers, the discriminator's two input halves)
-gets a sparse gradient of the rows a step read and Adam on those rows (SparseAdam's arithmetic: a
-row's moments move when it is read), with the L2 penalty on those rows; the weight average is kept
+is read a step at a time: the rows the step reads are gathered once (`Read`), the step computes on
+that block, and Adam moves those rows from the block's gradient (SparseAdam's arithmetic: a row's
+moments move when it is read), with the L2 penalty on those rows; the weight average is kept
 lazily per row (a row that has not moved since step s has, at step t, the average
 p + d^(t - s) (avg - p), exactly what an update every step gives). A step costs the batch's
 interactions x the width plus rows x negatives x the width, whatever the catalogue.
@@ -47,7 +48,7 @@ from genrec.models.cfgan.trainer import FUSED, TwoNetworks, with_dropout
 
 
 def item_tables(module: nn.Module) -> list[nn.Parameter]:
-    """The parameters of `module` with one row per item (sparse gradients), the others excluded."""
+    """The parameters of `module` with one row per item (read a step at a time, `Read`), the others excluded."""
     if isinstance(module, Generator):
         return [module.net[0].weight, module.net[-1].weight]
     return [module.condition_in.weight, module.vector_in.weight]
@@ -115,6 +116,52 @@ class LazyAverage:
         self.synced_at = -1
 
 
+class Read(NamedTuple):
+    """The rows of an item table a step reads (sorted, once each) and a copy of their weights, the
+    block the step computes on: its gradient is the table's at those rows, with nothing to sort or
+    sum (as a sparse gradient of repeated reads would need)."""
+
+    rows: torch.Tensor
+    block: torch.Tensor
+
+    @classmethod
+    def of(cls, table: torch.Tensor, rows: torch.Tensor) -> "Read":
+        return cls(rows, table.detach().index_select(0, rows).requires_grad_(table.requires_grad))
+
+
+def distinct(width: int, *items: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The distinct items of `items` (of a catalogue of `width`), sorted, then where each entry of
+    each array is among them (a mark per item: no sort)."""
+    marked = np.zeros(width, dtype=bool)
+    for a in items:
+        marked[a] = True
+    rows = np.flatnonzero(marked)
+    at = np.empty(width, dtype=np.int64)
+    at[rows] = np.arange(len(rows))
+    return (rows, *(at[a] for a in items))
+
+
+class Reads(NamedTuple):
+    """Which rows of each item table a batch's steps read, and where each item read is among them."""
+
+    inputs: np.ndarray
+    """G's input layer: the items of G's input (the condition after input dropout)."""
+    input_at: np.ndarray
+    outputs: np.ndarray
+    """G's output layer (and D's vector half under partial masking): the rows' items and the drawn ones."""
+    item_at: np.ndarray
+    shared_at: np.ndarray
+    given: np.ndarray
+    """D's condition half (and its vector half otherwise): the rows' items."""
+    given_at: np.ndarray
+
+    @classmethod
+    def of(cls, real: sp.csr_matrix, kept: sp.csr_matrix, drawn: "Drawn") -> "Reads":
+        width = real.shape[1]
+        return cls(*distinct(width, kept.indices), *distinct(width, real.indices, drawn.shared),
+                   *distinct(width, real.indices))
+
+
 class Moved(NamedTuple):
     """The rows of an item table a step moved, with their values before and after it."""
 
@@ -124,10 +171,11 @@ class Moved(NamedTuple):
 
 
 class Optimisers:
-    """Adam for a network's small parameters; for its item tables, Adam on the rows of each step's
-    sparse gradient (torch's SparseAdam's arithmetic: a row's moments move when it is read), with
-    the L2 penalty `reg` x w on those rows (the gradient of reg/2 ||w||^2, as Adam's coupled decay).
-    A table's weights and moments are read and written once per step, at those rows only."""
+    """Adam for a network's small parameters; for its item tables, Adam on the rows each step read
+    (a `Read` per table, its block's gradient; torch's SparseAdam's arithmetic: a row's moments move
+    when it is read), with the L2 penalty `reg` x w on those rows (the gradient of reg/2 ||w||^2, as
+    Adam's coupled decay). A table's weights and moments are read and written once per step, at
+    those rows only."""
 
     def __init__(self, network: nn.Module, lr: float, reg: float, betas: tuple[float, float], eps: float = 1e-8):
         ids = {id(p) for p in item_tables(network)}
@@ -140,21 +188,23 @@ class Optimisers:
 
     def zero_grad(self) -> None:
         self.dense.zero_grad(set_to_none=True)
-        for _, p in self.tables:
-            p.grad = None
 
-    def step(self) -> dict[str, Moved]:
-        """One step; each table's moved rows, by parameter name."""
+    def name(self, table: torch.Tensor) -> str:
+        """The parameter name of an item table of the network."""
+        return next(name for name, p in self.tables if p is table)
+
+    def step(self, reads: dict[str, Read]) -> dict[str, Moved]:
+        """One step, the item tables' from what the step read of each (by parameter name, after
+        backward); each table's moved rows, by parameter name."""
         self.dense.step()
         b1, b2 = self.betas
         moved = {}
         with torch.no_grad():
             for name, p in self.tables:
-                if p.grad is None:
+                read = reads.get(name)
+                if read is None or read.block.grad is None:
                     continue
-                grad = p.grad.coalesce()  # one row per item read, summed over the reads
-                rows = grad.indices()[0]
-                before = p.index_select(0, rows)
+                rows, before, grad = read.rows, read.block.detach(), read.block.grad
                 after = before.clone()
                 m_all, v_all = self.moments[name]
                 m, v = m_all.index_select(0, rows), v_all.index_select(0, rows)
@@ -162,7 +212,7 @@ class Optimisers:
                 t = self.steps[name]
                 # torch's fused Adam on the gathered rows, in one pass. It adds eps to sqrt(v) after
                 # the bias correction, SparseAdam before: eps / sqrt(1 - b2^t) makes them the same.
-                adam([after], [grad.values()], [m], [v], [], [torch.tensor(float(t - 1), device=p.device)],
+                adam([after], [grad], [m], [v], [], [torch.tensor(float(t - 1), device=p.device)],
                      fused=True, amsgrad=False, beta1=b1, beta2=b2, lr=self.lr, weight_decay=self.reg,
                      eps=self.eps / math.sqrt(1 - b2**t), maximize=False)
                 m_all.index_copy_(0, rows, m)
@@ -233,8 +283,6 @@ class SampledCFGANTrainer(TwoNetworks):
         start = torch.Generator().manual_seed(seed)
         self.generator = Generator(width, cfg.hidden_g, cfg.layers_g, start).to(device)
         self.discriminator = Discriminator(width, cfg.hidden_d, cfg.layers_d, start).to(device)
-        for layer in (self.generator.net[0], self.discriminator.condition_in, self.discriminator.vector_in):
-            layer.sparse = True
         betas = (0.0, 0.9) if cfg.loss == "wgan-gp" else (0.9, 0.999)
         self.opt_g = Optimisers(self.generator, cfg.lr_g, cfg.reg_g, betas)
         self.opt_d = Optimisers(self.discriminator, cfg.lr_d, cfg.reg_d, betas)
@@ -250,79 +298,100 @@ class SampledCFGANTrainer(TwoNetworks):
 
     # --- one step of each network ---------------------------------------------------------------
 
-    def _batch(self, rows: np.ndarray) -> tuple[SparseRows, SparseRows, Drawn]:
-        """The rows as D's condition (their items), as G's input (`with_dropout`), and the items
-        drawn for them."""
+    def _batch(self, rows: np.ndarray) -> "Batch":
+        """The rows as D's condition (their items), as G's input (`with_dropout`), the items drawn
+        for them, and the item tables' rows the steps read."""
         real = self.rows[rows]
         kept = with_dropout(real, self.cfg.input_dropout, self.rng)
-        return (SparseRows.from_csr(real, self.device), SparseRows.from_csr(kept, self.device),
-                Drawn.of(real, self.cfg.negatives, self.cfg.zr_ratio, self.rng))
+        drawn = Drawn.of(real, self.cfg.negatives, self.cfg.zr_ratio, self.rng)
+        return Batch(SparseRows.from_csr(real, self.device), SparseRows.from_csr(kept, self.device), drawn,
+                     Reads.of(real, kept, drawn))
 
     def _tensor(self, a: np.ndarray, dtype=torch.int64) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, dtype=dtype, non_blocking=True)
 
-    def _outputs(self, condition: SparseRows, drawn: Drawn) -> tuple[torch.Tensor, torch.Tensor]:
+    def _outputs(self, batch: "Batch") -> tuple[torch.Tensor, torch.Tensor, dict[str, Read]]:
         """G's output at each row's items (one value per interaction) and at the drawn items
-        (rows x drawn, 0 where the row has the item): the hidden layers once per row, then the
-        output layer's rows of those items only."""
-        hidden = self.generator.net[:-1](condition)
-        out = self.generator.net[-1]
+        (rows x drawn, 0 where the row has the item), and what it read of its item tables: the
+        hidden layers once per row, then the output layer's rows of those items only."""
+        g, reads, drawn = self.generator, batch.reads, batch.drawn
+        first, out = g.net[0], g.net[-1]
+        inputs = Read.of(first.weight, self._tensor(reads.inputs))
+        x = F.embedding_bag(self._tensor(reads.input_at), inputs.block, batch.condition.offsets, mode="sum",
+                            per_sample_weights=batch.condition.values) + first.bias
+        hidden = g.net[1:-1](x)
+        outputs = Read.of(out.weight, self._tensor(reads.outputs))
         items, shared = self._tensor(drawn.item), self._tensor(drawn.shared)
+        item_at, shared_at = self._tensor(reads.item_at), self._tensor(reads.shared_at)
         # index_select rather than [] indexing: its backward adds rows (index_add) instead of sorting them.
-        at_items = (hidden.index_select(0, self._tensor(drawn.row))
-                    * F.embedding(items, out.weight, sparse=True)).sum(dim=1)
-        at_drawn = torch.addmm(out.bias.index_select(0, shared), hidden, F.embedding(shared, out.weight, sparse=True).T)
-        return at_items + out.bias.index_select(0, items), at_drawn * self._tensor(~drawn.own, torch.float32)
+        at_items = (hidden.index_select(0, self._tensor(drawn.row)) * outputs.block.index_select(0, item_at)).sum(dim=1)
+        at_drawn = torch.addmm(out.bias.index_select(0, shared), hidden, outputs.block.index_select(0, shared_at).T)
+        return (at_items + out.bias.index_select(0, items), at_drawn * self._tensor(~drawn.own, torch.float32),
+                {self.opt_g.name(first.weight): inputs, self.opt_g.name(out.weight): outputs})
 
-    def _judge(self, given: SparseRows, drawn: Drawn, at_items: torch.Tensor, at_drawn: torch.Tensor | None,
+    def _seen(self, batch: "Batch") -> "Seen":
+        """D's first layer as a step reads it: the condition's half (computed once for the vectors
+        the step judges) and the rows of its vector half (the rows' items, and the drawn ones under
+        partial masking)."""
+        d, reads = self.discriminator, batch.reads
+        condition = Read.of(d.condition_in.weight, self._tensor(reads.given))
+        half = F.embedding_bag(self._tensor(reads.given_at), condition.block, batch.given.offsets, mode="sum",
+                               per_sample_weights=batch.given.values) + d.condition_in.bias
+        partial = self.cfg.scheme in ("PM", "ZP")
+        vector = Read.of(d.vector_in.weight, self._tensor(reads.outputs if partial else reads.given))
+        item_at = self._tensor(reads.item_at if partial else reads.given_at)
+        shared_at = self._tensor(reads.shared_at) if partial else None
+        return Seen(half, vector, item_at, shared_at,
+                    {self.opt_d.name(d.condition_in.weight): condition, self.opt_d.name(d.vector_in.weight): vector})
+
+    def _judge(self, seen: "Seen", batch: "Batch", at_items: torch.Tensor, at_drawn: torch.Tensor | None,
                twice: bool = False) -> torch.Tensor:
         """D's logit for the vector with `at_items` at each row's items and `at_drawn` at the drawn
-        items (None: 0 there), under the condition `given`. With `twice`, computed so that its
+        items (None: 0 there), under the batch's condition. With `twice`, computed so that its
         gradient can be differentiated again (embedding_bag's weighted sum cannot be)."""
-        d = self.discriminator
+        weights = seen.vector.block
         if twice:
-            weights = F.embedding(self._tensor(drawn.item), d.vector_in.weight, sparse=True)
-            vector = torch.zeros(len(drawn.offsets), weights.shape[1], device=self.device).index_add_(
-                0, self._tensor(drawn.row), weights * at_items[:, None])
+            vector = torch.zeros(len(batch.drawn.offsets), weights.shape[1], device=self.device).index_add_(
+                0, self._tensor(batch.drawn.row), weights.index_select(0, seen.item_at) * at_items[:, None])
         else:
-            vector = d.vector_in(SparseRows(given.indices, given.offsets, at_items))
+            vector = F.embedding_bag(seen.item_at, weights, batch.given.offsets, mode="sum", per_sample_weights=at_items)
         if at_drawn is not None:
-            vector = vector + at_drawn @ F.embedding(self._tensor(drawn.shared), d.vector_in.weight, sparse=True)
-        return d.rest(d.condition_in(given) + vector).squeeze(1)
+            vector = vector + at_drawn @ weights.index_select(0, seen.shared_at)
+        return self.discriminator.rest(seen.half + vector).squeeze(1)
 
     def _partial(self, at_drawn: torch.Tensor) -> torch.Tensor | None:
         """What D sees at the drawn items: G's output under partial masking (PM, ZP), else nothing."""
         return at_drawn if self.cfg.scheme in ("PM", "ZP") else None
 
-    def step_d(self, batch: tuple[SparseRows, SparseRows, Drawn]) -> float:
-        given, condition, drawn = batch
+    def step_d(self, batch: "Batch") -> float:
         with torch.no_grad():
-            at_items, at_drawn = self._outputs(condition, drawn)
-        ones = torch.ones_like(at_items)
+            at_items, at_drawn, _ = self._outputs(batch)
+        seen = self._seen(batch)
         if self.cfg.loss == "wgan-gp":
-            loss = self._critic_loss(given, drawn, at_items, self._partial(at_drawn))
+            loss = self._critic_loss(seen, batch, at_items, self._partial(at_drawn))
         else:
-            d_real = self._judge(given, drawn, ones, None)
-            d_fake = self._judge(given, drawn, at_items, self._partial(at_drawn))
+            d_real = self._judge(seen, batch, torch.ones_like(at_items), None)
+            d_fake = self._judge(seen, batch, at_items, self._partial(at_drawn))
             loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                     + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         self.opt_d.zero_grad()
         loss.backward()
-        self.opt_d.step()
+        self.opt_d.step(seen.reads)
         return float(loss.detach())
 
-    def _critic_loss(self, given: SparseRows, drawn: Drawn, at_items: torch.Tensor,
+    def _critic_loss(self, seen: "Seen", batch: "Batch", at_items: torch.Tensor,
                      at_drawn: torch.Tensor | None) -> torch.Tensor:
         """WGAN-GP, the penalty over the coordinates the vectors have (the rows' items, and the
         drawn items under partial masking): elsewhere both are 0."""
+        drawn = batch.drawn
         n_rows = len(drawn.offsets)
-        d_real = self._judge(given, drawn, torch.ones_like(at_items), None)
-        d_fake = self._judge(given, drawn, at_items, at_drawn)
+        d_real = self._judge(seen, batch, torch.ones_like(at_items), None)
+        d_fake = self._judge(seen, batch, at_items, at_drawn)
         share = torch.rand(n_rows, generator=self.torch_rng, device=self.device)
         row = self._tensor(drawn.row)
         between_items = (share[row] + (1 - share[row]) * at_items).requires_grad_(True)
         between_drawn = None if at_drawn is None else ((1 - share)[:, None] * at_drawn).requires_grad_(True)
-        d_between = self._judge(given, drawn, between_items, between_drawn, twice=True)
+        d_between = self._judge(seen, batch, between_items, between_drawn, twice=True)
         wrt = [between_items] + ([] if between_drawn is None else [between_drawn])
         grads = torch.autograd.grad(d_between.sum(), wrt, create_graph=True)
         squares = torch.zeros(n_rows, device=self.device).index_add_(0, row, grads[0] ** 2)
@@ -330,20 +399,45 @@ class SampledCFGANTrainer(TwoNetworks):
             squares = squares + (grads[1] ** 2 * self._tensor(~drawn.own, torch.float32)).sum(dim=1)
         return d_fake.mean() - d_real.mean() + self.cfg.gp_weight * ((squares.sqrt() - 1) ** 2).mean()
 
-    def step_g(self, batch: tuple[SparseRows, SparseRows, Drawn]) -> float:
-        given, condition, drawn = batch
-        at_items, at_drawn = self._outputs(condition, drawn)
+    def step_g(self, batch: "Batch") -> float:
+        at_items, at_drawn, reads = self._outputs(batch)
         self.discriminator.requires_grad_(False)
-        d_fake = self._judge(given, drawn, at_items, self._partial(at_drawn))
+        d_fake = self._judge(self._seen(batch), batch, at_items, self._partial(at_drawn))
         loss = -d_fake.mean() if self.cfg.loss == "wgan-gp" else F.binary_cross_entropy_with_logits(
             d_fake, torch.ones_like(d_fake))
         if self.cfg.scheme in ("ZR", "ZP"):
-            per_row = (at_drawn**2).sum(dim=1) * self._tensor(drawn.zr_weight, torch.float32)
+            per_row = (at_drawn**2).sum(dim=1) * self._tensor(batch.drawn.zr_weight, torch.float32)
             loss = loss + self.cfg.zr_coefficient * per_row.mean()
         self.opt_g.zero_grad()
         loss.backward()
         self.discriminator.requires_grad_(True)
-        moved = self.opt_g.step()
+        moved = self.opt_g.step(reads)
         if self.average is not None:
             self.average.update(self.generator, moved)
         return float(loss.detach())
+
+
+class Batch(NamedTuple):
+    """A batch as the sampled trainer's steps read it."""
+
+    given: SparseRows
+    """The rows' items: D's condition, and the real vectors."""
+    condition: SparseRows
+    """G's input: the rows' items after input dropout."""
+    drawn: Drawn
+    reads: Reads
+
+
+class Seen(NamedTuple):
+    """D's first layer as one step reads it (`SampledCFGANTrainer._seen`)."""
+
+    half: torch.Tensor
+    """The condition's half of the first layer, per row."""
+    vector: Read
+    """The rows of the vector half the step reads."""
+    item_at: torch.Tensor
+    """Where each interaction's item is among `vector.rows`."""
+    shared_at: torch.Tensor | None
+    """Where each drawn item is among them (partial masking only)."""
+    reads: dict[str, Read]
+    """Both halves' reads, by parameter name, for the optimiser."""
