@@ -106,6 +106,7 @@ def epoch_seconds(sizes: list[str], overrides: list[str]) -> None:
         log["rating"] = np.nan
         cfg = load_config("default", ["model.blend=none", *overrides, "train.epochs=1"])
         data = preprocessing.prepare(preprocessing.to_implicit(log, cfg.data, cfg.prepare), cfg.prepare)
+        data.validation_users = cfg.eval.validation_users  # as the flow validates (pipeline.prepare)
         model = make_model(cfg).fit(data)
         record = model.training_.history[0]
         points.append((data.train.nnz, record["seconds"]))
