@@ -83,7 +83,6 @@ def test_the_item_tables_adam_is_torchs_sparse_adam_plus_the_l2_penalty():
     torch.manual_seed(0)
     ours, theirs = Generator(40, 6, 1), Generator(40, 6, 1)
     theirs.load_state_dict(ours.state_dict())
-    theirs.net[0].sparse = True
     opt = Optimisers(ours, 0.01, 0.1, (0.9, 0.999))
     tables = [theirs.net[0].weight, theirs.net[-1].weight]
     sparse = torch.optim.SparseAdam(tables, lr=0.01)
@@ -104,7 +103,10 @@ def test_the_item_tables_adam_is_torchs_sparse_adam_plus_the_l2_penalty():
         assert all(torch.equal(m.rows, rows) for m in moved.values())
 
         theirs.zero_grad(set_to_none=True)
-        hidden = theirs.net[:-1](given)
+        layer = theirs.net[0]
+        hidden = theirs.net[1:-1](torch.nn.functional.embedding_bag(
+            given.indices, layer.weight, given.offsets, mode="sum", per_sample_weights=given.values, sparse=True)
+            + layer.bias)
         out = torch.nn.functional.embedding(given.indices, theirs.net[-1].weight, sparse=True)
         ((hidden @ out.T) ** 2).sum().backward()
         with torch.no_grad():

@@ -43,8 +43,6 @@ class ItemsIn(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(weight.detach().T.contiguous())
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
-        self.sparse = False
-        """Sparse reads give the weight a sparse gradient (the rows read), for a sparse optimiser."""
 
     @classmethod
     def like(cls, linear: nn.Linear) -> "ItemsIn":
@@ -52,8 +50,7 @@ class ItemsIn(nn.Module):
 
     def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
         if isinstance(x, SparseRows):
-            out = F.embedding_bag(x.indices, self.weight, x.offsets, mode="sum", per_sample_weights=x.values,
-                                  sparse=self.sparse)
+            out = F.embedding_bag(x.indices, self.weight, x.offsets, mode="sum", per_sample_weights=x.values)
             return out if self.bias is None else out + self.bias
         return x @ self.weight if self.bias is None else torch.addmm(self.bias, x, self.weight)
 
