@@ -99,8 +99,7 @@ def test_the_item_tables_adam_is_torchs_sparse_adam_plus_the_l2_penalty():
         first, last = (Read.of(ours.net[i].weight, rows) for i in (0, -1))
         opt.zero_grad()
         given = SparseRows.from_csr(x, torch.device("cpu"))
-        hidden = ours.net[1:-1](torch.nn.functional.embedding_bag(at, first.block, given.offsets, mode="sum",
-                                                                  per_sample_weights=given.values) + ours.net[0].bias)
+        hidden = ours.net[1:-1](ours.net[0].over(first.block, SparseRows(at, given.offsets, given.values)))
         ((hidden @ last.block.index_select(0, at).T) ** 2).sum().backward()
         moved = opt.step({opt.name(ours.net[0].weight): first, opt.name(ours.net[-1].weight): last})
         assert all(torch.equal(m.rows, rows) for m in moved.values())

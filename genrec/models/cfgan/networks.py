@@ -50,9 +50,14 @@ class ItemsIn(nn.Module):
 
     def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
         if isinstance(x, SparseRows):
-            out = F.embedding_bag(x.indices, self.weight, x.offsets, mode="sum", per_sample_weights=x.values)
-            return out if self.bias is None else out + self.bias
+            return self.over(self.weight, x)
         return x @ self.weight if self.bias is None else torch.addmm(self.bias, x, self.weight)
+
+    def over(self, weight: torch.Tensor, x: SparseRows) -> torch.Tensor:
+        """The layer on sparse rows `x` whose indices are rows of `weight`: its own weight, or a
+        block of its rows a training step read."""
+        out = F.embedding_bag(x.indices, weight, x.offsets, mode="sum", per_sample_weights=x.values)
+        return out if self.bias is None else out + self.bias
 
 
 def _mlp(n_in: int, hidden: int, layers: int, n_out: int, generator: torch.Generator | None) -> nn.Sequential:

@@ -317,9 +317,8 @@ class SampledCFGANTrainer(TwoNetworks):
         g, reads, drawn = self.generator, batch.reads, batch.drawn
         first, out = g.net[0], g.net[-1]
         inputs = Read.of(first.weight, self._tensor(reads.inputs))
-        x = F.embedding_bag(self._tensor(reads.input_at), inputs.block, batch.condition.offsets, mode="sum",
-                            per_sample_weights=batch.condition.values) + first.bias
-        hidden = g.net[1:-1](x)
+        kept = SparseRows(self._tensor(reads.input_at), batch.condition.offsets, batch.condition.values)
+        hidden = g.net[1:-1](first.over(inputs.block, kept))
         outputs = Read.of(out.weight, self._tensor(reads.outputs))
         items, shared = self._tensor(drawn.item), self._tensor(drawn.shared)
         item_at, shared_at = self._tensor(reads.item_at), self._tensor(reads.shared_at)
@@ -335,11 +334,11 @@ class SampledCFGANTrainer(TwoNetworks):
         partial masking)."""
         d, reads = self.discriminator, batch.reads
         condition = Read.of(d.condition_in.weight, self._tensor(reads.given))
-        half = F.embedding_bag(self._tensor(reads.given_at), condition.block, batch.given.offsets, mode="sum",
-                               per_sample_weights=batch.given.values) + d.condition_in.bias
+        given = SparseRows(self._tensor(reads.given_at), batch.given.offsets, batch.given.values)
+        half = d.condition_in.over(condition.block, given)
         partial = self.cfg.scheme in ("PM", "ZP")
         vector = Read.of(d.vector_in.weight, self._tensor(reads.outputs if partial else reads.given))
-        item_at = self._tensor(reads.item_at if partial else reads.given_at)
+        item_at = self._tensor(reads.item_at) if partial else given.indices
         shared_at = self._tensor(reads.shared_at) if partial else None
         return Seen(half, vector, item_at, shared_at,
                     {self.opt_d.name(d.condition_in.weight): condition, self.opt_d.name(d.vector_in.weight): vector})
@@ -354,7 +353,7 @@ class SampledCFGANTrainer(TwoNetworks):
             vector = torch.zeros(len(batch.drawn.offsets), weights.shape[1], device=self.device).index_add_(
                 0, self._tensor(batch.drawn.row), weights.index_select(0, seen.item_at) * at_items[:, None])
         else:
-            vector = F.embedding_bag(seen.item_at, weights, batch.given.offsets, mode="sum", per_sample_weights=at_items)
+            vector = self.discriminator.vector_in.over(weights, SparseRows(seen.item_at, batch.given.offsets, at_items))
         if at_drawn is not None:
             vector = vector + at_drawn @ weights.index_select(0, seen.shared_at)
         return self.discriminator.rest(seen.half + vector).squeeze(1)
