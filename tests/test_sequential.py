@@ -156,6 +156,31 @@ def test_the_sequence_family_finds_the_next_item_where_order_is_the_only_signal(
     assert items[:, 0].tolist() == [(data.histories(np.array([u])).row(0)[-1] + 1) % data.n_items for u in (0, 1)]
 
 
+def test_the_encoder_computes_torchs_layers_with_dropout_of_its_own():
+    """The Transformer's layers as torch's own TransformerEncoder computes them (causal, pre-norm),
+    through the fused attention (no dropout) and through the written-out one (dropout of 0); with
+    p = 0.2, 51 of 256 byte values drop a unit and the others are scaled to keep the mean."""
+    from genrec.models.seqgan.networks import Dropout, SequenceEncoder
+
+    cfg = _seqgan("model.layers=2", "model.heads=4").model.section()
+    encoder = SequenceEncoder(30, cfg, seed=0).eval()
+    seq = torch.randint(1, 31, (5, 9))
+    seq[2, 4:] = 0  # right-padded
+    x = F.embedding(seq, encoder.items.table(), padding_idx=0) * cfg.dim**0.5 + encoder.positions(torch.arange(9))
+    causal = torch.nn.Transformer.generate_square_subsequent_mask(9)
+    expected = encoder.norm(encoder.encoder(x, mask=causal, is_causal=True))
+    torch.testing.assert_close(encoder(seq), expected)
+    torch.testing.assert_close(encoder(seq, Dropout(0.0, np.random.default_rng(0))), expected)
+
+    dropout = Dropout(0.2, np.random.default_rng(0))
+    kept = dropout(torch.ones(200_000))
+    assert (dropout.cut, dropout.scale) == (51, 256 / 205)
+    torch.testing.assert_close(kept.unique(), torch.tensor([0.0, 256 / 205]))
+    assert abs(float((kept == 0).float().mean()) - 51 / 256) < 0.005 and abs(float(kept.mean()) - 1) < 0.01
+    again = Dropout(0.2, np.random.default_rng(0))(torch.ones(200_000))
+    torch.testing.assert_close(kept, again)  # the same seed, the same masks
+
+
 def test_sampled_softmax_over_every_item_is_the_full_softmax():
     """Drawing every item (negatives = items: no shift) gives the full cross-entropy exactly; the
     model trained on 4 drawn items of 12 (both stages) still finds the next item."""

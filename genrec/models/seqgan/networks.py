@@ -5,7 +5,14 @@ causal step only ever reads real items.
 
 With item attributes, an item's embedding is its id embedding plus a linear encoder of its feature
 row (`genrec.models.item_table`), so that an item never seen in training is known by its
-attributes alone; `folded` turns such an encoder into a plain one for serving."""
+attributes alone; `folded` turns such an encoder into a plain one for serving.
+
+The Transformer's weights live in torch's `nn.TransformerEncoderLayer`s (their names are those of
+every registered version), and `_block` computes a layer as torch does with `norm_first` and a
+causal mask, except for where its dropout masks come from: `Dropout`, handed to `forward` by a
+trainer, draws them as random bytes from a numpy generator. So dropout is explicit: an encoder drops
+units only where `forward` is given a `Dropout`, whatever its train/eval mode (the GRU's dropout
+between layers excepted: that is torch's own, in train mode)."""
 
 from __future__ import annotations
 
@@ -32,7 +39,6 @@ class SequenceEncoder(nn.Module):
         self.cfg = cfg
         self.items = ItemTable(n_items, cfg.dim, attributes, padding=True, id_dropout=cfg.id_dropout)
         self.positions = nn.Embedding(cfg.max_len, cfg.dim)
-        self.dropout = nn.Dropout(cfg.dropout)
         if cfg.encoder == "transformer":
             layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, cfg.dim * 4, cfg.dropout, batch_first=True,
                                                norm_first=True, activation="gelu")
@@ -47,15 +53,16 @@ class SequenceEncoder(nn.Module):
                     p.normal_(0.0, 0.02)
             self.items.ids.weight[0].zero_()
 
-    def forward(self, seq: torch.Tensor) -> torch.Tensor:
-        """States (batch, length, dim) of right-padded index sequences (batch, length)."""
+    def forward(self, seq: torch.Tensor, dropout: "Dropout | None" = None) -> torch.Tensor:
+        """States (batch, length, dim) of right-padded index sequences (batch, length), with units
+        dropped by `dropout` (training) or none (None)."""
         length = seq.shape[1]
         x = F.embedding(seq, self.items.table(), padding_idx=0) * math.sqrt(self.cfg.dim) + \
             self.positions(torch.arange(length, device=seq.device))
-        x = self.dropout(x)
+        x = _dropped(x, dropout)
         if self.cfg.encoder == "transformer":
-            causal = nn.Transformer.generate_square_subsequent_mask(length, device=seq.device)
-            x = self.encoder(x, mask=causal, is_causal=True)
+            for layer in self.encoder.layers:
+                x = _block(layer, x, self.cfg.heads, dropout)
         else:
             x, _ = self.encoder(x)
         return self.norm(x)
@@ -63,6 +70,49 @@ class SequenceEncoder(nn.Module):
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """Scores of every item (padding left out) for each state."""
         return states @ self.items.table()[1:].T
+
+
+class Dropout:
+    """Dropout masks drawn as random bytes from `rng`: a unit is kept where its byte is at least
+    round(p * 256) (p taken to the nearest 1/256), and kept units are scaled by 256 / the byte
+    values that keep, as torch's dropout scales by 1 / (1 - p). On this project's 2-core CPU torch's
+    Bernoulli draws were a fifth of a training step, and these bytes cost about a third of them
+    (docs/results.md, "Sequential"). The bytes are drawn on the CPU whatever the device, so a seed
+    gives the same masks on both."""
+
+    def __init__(self, p: float, rng: np.random.Generator):
+        self.cut = round(p * 256)
+        self.scale = 256 / (256 - self.cut)
+        self.rng = rng
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.cut:
+            return x
+        drawn = torch.from_numpy(self.rng.integers(0, 256, x.shape, dtype=np.uint8)).to(x.device)
+        return x * torch.where(drawn >= self.cut, self.scale, 0.0).to(x.dtype)
+
+
+def _dropped(x: torch.Tensor, dropout: Dropout | None) -> torch.Tensor:
+    return x if dropout is None else dropout(x)
+
+
+def _block(layer: nn.TransformerEncoderLayer, x: torch.Tensor, heads: int, dropout: Dropout | None) -> torch.Tensor:
+    """One layer as `layer` computes it with `norm_first` and a causal mask, its dropout (on the
+    attention weights, after attention, inside and after the feed-forward part) from `dropout`;
+    without dropout the attention is torch's fused kernel."""
+    batch, length, dim = x.shape
+    attention = layer.self_attn
+    q, k, v = F.linear(layer.norm1(x), attention.in_proj_weight, attention.in_proj_bias) \
+        .view(batch, length, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+    if dropout is None:
+        mixed = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    else:
+        later = torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1)
+        weights = (q @ k.transpose(-2, -1) * (dim // heads) ** -0.5).masked_fill(later, float("-inf"))
+        mixed = dropout(torch.softmax(weights, dim=-1)) @ v
+    x = x + _dropped(attention.out_proj(mixed.transpose(1, 2).reshape(batch, length, dim)), dropout)
+    inner = _dropped(F.gelu(layer.linear1(layer.norm2(x))), dropout)
+    return x + _dropped(layer.linear2(inner), dropout)
 
 
 def folded(encoder: SequenceEncoder) -> SequenceEncoder:

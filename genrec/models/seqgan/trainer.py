@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from genrec.dataset import Histories
 from genrec.models.item_table import ItemAttributes
 from genrec.models.seqgan.config import SeqGANConfig
-from genrec.models.seqgan.networks import SequenceEncoder, padded, score_histories
+from genrec.models.seqgan.networks import Dropout, SequenceEncoder, padded, score_histories
 from genrec.training import copy_state
 
 
@@ -72,9 +72,11 @@ class SeqTrainer:
         # A history of one item has no next item to learn from.
         self.active = np.flatnonzero(histories.lengths >= 2)
         self.rng = np.random.default_rng(seed)
+        # The encoders' dropout masks, from a generator of their own (`Dropout`).
+        self.dropout = Dropout(cfg.dropout, np.random.default_rng([seed, 1]))
         self.negatives = min(cfg.negatives, histories.n_items) if cfg.sampled(histories.n_items) else 0
-        # Dropout draws from torch's default generator: each epoch runs on this state of it, and the
-        # process's own is put back afterwards.
+        # The item table's id dropout and the GRU's dropout between its layers draw from torch's
+        # default generator: each epoch runs on this state of it, and the process's own is put back.
         self._devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=self._devices):
             torch.manual_seed(seed)
@@ -103,7 +105,8 @@ class SeqTrainer:
         seq_t = torch.from_numpy(seq).to(self.device)
         inputs, targets = seq_t[:, :-1], seq_t[:, 1:]
         real = targets > 0
-        logits, column = candidate_logits(self.encoder, self.encoder(inputs)[real], targets[real] - 1, self._draw())
+        states = self.encoder(inputs, self.dropout)[real]
+        logits, column = candidate_logits(self.encoder, states, targets[real] - 1, self._draw())
         loss = F.cross_entropy(logits, column)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -138,13 +141,15 @@ class SeqTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         return {"encoder": self.encoder.state_dict(), "opt": self.opt.state_dict(),
-                "rng": self.rng.bit_generator.state, "torch_rng": self.torch_rng}
+                "rng": self.rng.bit_generator.state, "dropout_rng": self.dropout.rng.bit_generator.state,
+                "torch_rng": self.torch_rng}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.encoder.load_state_dict(state["encoder"])
         self.kept_encoder.load_state_dict(state["encoder"])
         self.opt.load_state_dict(state["opt"])
         self.rng.bit_generator.state = state["rng"]
+        self.dropout.rng.bit_generator.state = state["dropout_rng"]
         self.torch_rng = state["torch_rng"]
 
 
@@ -176,10 +181,11 @@ class AdversarialTrainer(SeqTrainer):
         inputs, targets = seq_t[:, :-1], seq_t[:, 1:]
         real = targets > 0
         drawn, next_items = self._draw(), targets[real] - 1
-        logits, target = candidate_logits(self.encoder, self.encoder(inputs)[real], next_items, drawn)
+        logits, target = candidate_logits(self.encoder, self.encoder(inputs, self.dropout)[real], next_items, drawn)
         # G(i | h), weighed exactly over all items (or over the drawn ones, self-normalised)
         chosen = torch.softmax(logits, dim=1)
-        d, _ = candidate_logits(self.discriminator, self.discriminator(inputs)[real], next_items, drawn, shift=False)
+        d_states = self.discriminator(inputs, self.dropout)[real]
+        d, _ = candidate_logits(self.discriminator, d_states, next_items, drawn, shift=False)
 
         # (1) D: maximise log s(d(h, real)) + sum_i G(i | h) log(1 - s(d(h, i)))
         d_real = d.gather(1, target[:, None]).squeeze(1)
