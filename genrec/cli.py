@@ -782,9 +782,11 @@ def stack_status(directory: Optional[Path] = typer.Option(None, "--dir", help=ST
 
 def main() -> None:
     from genrec import lifeline
+    from genrec.allocator import keep_freed_memory
 
     for key, value in environment_defaults().items():
         os.environ.setdefault(key, value)
+    keep_freed_memory()  # large score blocks and training tensors reuse freed pages
     lifeline.start()  # what this process starts (Prefect's temporary server) ends with it
     app()
 

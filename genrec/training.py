@@ -224,10 +224,12 @@ def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset
     on validation, refit `new_trainer(REFIT)` if asked; checkpoint and resume as `options` say. A
     trainer is built from the names of the splits it learns from, so that a family reads them as it
     needs (a matrix, ordered histories)."""
+    from genrec.allocator import keep_freed_memory
     from genrec.distributed import init_from_env
 
     options = options or FitOptions()
     out = options.log or log
+    keep_freed_memory()  # a step's large tensors reuse the last step's pages
     init_from_env(resolve_device(cfg.device))
     store = _Checkpoints(options.checkpoint, options.meta)
     saved = store.read() if options.resume else None
