@@ -181,6 +181,46 @@ def test_the_encoder_computes_torchs_layers_with_dropout_of_its_own():
     torch.testing.assert_close(kept, again)  # the same seed, the same masks
 
 
+def test_the_blocked_cross_entropy_and_the_grouped_positions_are_the_plain_ones():
+    """The full softmax's cross-entropy a block at a time: torch's over the whole matrix, loss and
+    gradients (blocks of 3 rows here, so that a block ends inside the positions); a batch encoded
+    in groups of similar length: the states and next items of the batch padded as one."""
+    from genrec.dataset import Histories
+    from genrec.models.seqgan import trainer
+    from genrec.models.seqgan.networks import Positions, SequenceEncoder, padded
+
+    cfg = _seqgan().model.section()
+    encoder = SequenceEncoder(12, cfg, seed=0)
+    states, target = torch.randn(10, cfg.dim, requires_grad=True), torch.tensor([0, 3, 11, 5, 5, 2, 9, 1, 0, 7])
+    expected = F.cross_entropy(encoder.logits(states), target)
+    expected.backward()
+    want = states.grad.clone(), encoder.items.ids.weight.grad.clone()
+    states.grad = encoder.items.ids.weight.grad = None
+    block = trainer.BLOCK_BYTES
+    trainer.BLOCK_BYTES = 3 * 12 * 4
+    try:
+        loss = trainer.next_item_loss(encoder, states, target, None)
+    finally:
+        trainer.BLOCK_BYTES = block
+    loss.backward()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(states.grad, want[0])
+    torch.testing.assert_close(encoder.items.ids.weight.grad, want[1])
+
+    histories = Histories.from_lists([[1, 2], [3, 4, 5, 6, 7, 8, 9], [0], [10, 11, 0, 1], [2, 3, 4]], 12)
+    at = Positions.of(histories, max_len=5, groups=3, device=torch.device("cpu"))
+    # Groups by length: {[0], [1, 2]}, {[2, 3, 4], [10, 11, 0, 1]}, {the 7 items, their last 6}.
+    assert [x.shape[1] for x in at.inputs] == [1, 3, 5]
+    seq = torch.from_numpy(padded(histories, 6)[0])
+    real = seq[:, 1:] > 0
+    with torch.no_grad():
+        plain = encoder.eval()(seq[:, :-1])[real]
+        grouped = at.states(encoder, None)
+    order = [0, 9, 10, 6, 7, 8, 1, 2, 3, 4, 5]  # the plain batch's positions in the groups' order
+    torch.testing.assert_close(grouped, plain[order])
+    torch.testing.assert_close(at.next_items, (seq[:, 1:][real] - 1)[order])
+
+
 def test_sampled_softmax_over_every_item_is_the_full_softmax():
     """Drawing every item (negatives = items: no shift) gives the full cross-entropy exactly; the
     model trained on 4 drawn items of 12 (both stages) still finds the next item."""

@@ -31,6 +31,10 @@ class SeqGANConfig:
     of one with 200; docs/results.md, "Sequential")."""
     batch_size: int = 128
     """Users per training step."""
+    length_groups: int = 4
+    """A step's users are encoded in this many groups of similar history length, each padded to its
+    own longest: the same users and positions per step, far fewer padded positions encoded (1: one
+    group, padded to the step's longest history)."""
     lr: float = 3e-3
     """Adam's learning rate."""
     weight_decay: float = 0.0
@@ -65,7 +69,8 @@ class SeqGANConfig:
     NDCG@20 from 0.178 to 0.182 (docs/results.md, "Cold start")."""
 
     def __post_init__(self) -> None:
-        at_least(self, 1, "dim", "layers", "heads", "max_len", "batch_size", "adv_patience", "negatives")
+        at_least(self, 1, "dim", "layers", "heads", "max_len", "batch_size", "length_groups", "adv_patience",
+                 "negatives")
         for name in ("dropout", "id_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")

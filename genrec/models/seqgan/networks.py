@@ -17,6 +17,7 @@ between layers excepted: that is torch's own, in train mode)."""
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -138,6 +139,40 @@ def padded(histories: Histories, max_len: int) -> tuple[np.ndarray, np.ndarray]:
     return out, lengths
 
 
+def by_length(lengths: np.ndarray, groups: int) -> list[np.ndarray]:
+    """The positions of `lengths`, shortest first, in at most `groups` groups of about equal size:
+    each group padded to its own longest pads far less than all of them to the longest of all."""
+    order = np.argsort(lengths, kind="stable")
+    return [group for group in np.array_split(order, min(groups, len(order))) if len(group)]
+
+
+class Positions(NamedTuple):
+    """The positions of a batch of histories that have a next item: each history's last `max_len` + 1
+    items, the histories in groups of similar length (`by_length`), each group right-padded to its
+    own longest as the encoder's `inputs`, its `real` positions, and the next item of every real
+    position in the order `states` gives them."""
+
+    inputs: list[torch.Tensor]
+    real: list[torch.Tensor]
+    next_items: torch.Tensor
+
+    @classmethod
+    def of(cls, histories: Histories, max_len: int, groups: int, device: torch.device) -> "Positions":
+        inputs, real, next_items = [], [], []
+        for group in by_length(histories.lengths, groups):
+            seq, _ = padded(histories.take(group), max_len + 1)
+            seq_t = torch.from_numpy(seq).to(device)
+            targets = seq_t[:, 1:]
+            inputs.append(seq_t[:, :-1])
+            real.append(targets > 0)
+            next_items.append(targets[real[-1]] - 1)
+        return cls(inputs, real, torch.cat(next_items))
+
+    def states(self, encoder: SequenceEncoder, dropout: Dropout | None) -> torch.Tensor:
+        """The encoder's state at every real position, in the order of `next_items`."""
+        return torch.cat([encoder(x, dropout)[r] for x, r in zip(self.inputs, self.real)])
+
+
 @torch.no_grad()
 def score_histories(encoder: SequenceEncoder, histories: Histories, device: torch.device | str = "cpu",
                     batch: int = 512) -> np.ndarray:
@@ -145,14 +180,16 @@ def score_histories(encoder: SequenceEncoder, histories: Histories, device: torc
     encoder.eval()
     n_items = encoder.items.n_items
     out = np.zeros((len(histories), n_items), dtype=np.float32)
+    # Batches of histories of similar length (each padded to its own longest), written back in place.
+    order = np.argsort(histories.lengths, kind="stable")
     for start in range(0, len(histories), batch):
-        part = histories.take(np.arange(start, min(start + batch, len(histories))))
-        seq, lengths = padded(part, encoder.cfg.max_len)
+        rows = order[start : start + batch]
+        seq, lengths = padded(histories.take(rows), encoder.cfg.max_len)
         has = lengths > 0
         if not has.any():
             continue
         seq_t = torch.from_numpy(seq[has]).to(device)
         states = encoder(seq_t)
         last = states[torch.arange(len(seq_t), device=device), torch.from_numpy(lengths[has] - 1).to(device)]
-        out[start + np.flatnonzero(has)] = encoder.logits(last).float().cpu().numpy()
+        out[rows[has]] = encoder.logits(last).float().cpu().numpy()
     return out
