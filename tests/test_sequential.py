@@ -181,10 +181,11 @@ def test_the_encoder_computes_torchs_layers_with_dropout_of_its_own():
     torch.testing.assert_close(kept, again)  # the same seed, the same masks
 
 
-def test_the_blocked_cross_entropy_and_the_grouped_positions_are_the_plain_ones():
-    """The full softmax's cross-entropy a block at a time: torch's over the whole matrix, loss and
-    gradients (blocks of 3 rows here, so that a block ends inside the positions); a batch encoded
-    in groups of similar length: the states and next items of the batch padded as one."""
+def test_the_blocked_losses_and_the_grouped_positions_are_the_plain_ones():
+    """The full softmax's cross-entropy and the adversarial step a block at a time: torch's autograd
+    over the whole matrices, losses and gradients (blocks of 3 rows here, so that a block ends inside
+    the positions); a batch encoded in groups of similar length: the states and next items of the
+    batch padded as one."""
     from genrec.dataset import Histories
     from genrec.models.seqgan import trainer
     from genrec.models.seqgan.networks import Positions, SequenceEncoder, padded
@@ -206,6 +207,28 @@ def test_the_blocked_cross_entropy_and_the_grouped_positions_are_the_plain_ones(
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(states.grad, want[0])
     torch.testing.assert_close(encoder.items.ids.weight.grad, want[1])
+
+    # The adversarial step's losses and gradients, a block at a time, against autograd's over the
+    # whole matrices (as the step over drawn items computes them, every item drawn, no shift).
+    g_states, g_table, d_states, d_table = (torch.randn(shape, requires_grad=True) for shape in
+                                            [(10, 8), (12, 8), (10, 8), (12, 8)])
+    chosen = torch.softmax(g_states @ g_table.T, dim=1)
+    d = d_states @ d_table.T
+    d_loss = F.softplus(-d.gather(1, target[:, None]).squeeze(1)).mean() + \
+        (chosen.detach() * F.softplus(d)).sum(1).mean()
+    ce = F.cross_entropy(g_states @ g_table.T, target)
+    adversarial = (chosen * F.softplus(-d.detach())).sum(1).mean()
+    want = [*torch.autograd.grad(ce + 0.3 * adversarial, [g_states, g_table]),
+            *torch.autograd.grad(d_loss, [d_states, d_table])]
+    trainer.BLOCK_BYTES = 3 * 12 * 4
+    try:
+        got = trainer.full_adversarial_gradients(g_states.detach(), g_table.detach(), d_states.detach(),
+                                                 d_table.detach(), target, 0.3)
+    finally:
+        trainer.BLOCK_BYTES = block
+    assert got[:3] == pytest.approx([ce.item(), d_loss.item(), adversarial.item()], abs=1e-5)
+    for mine, expected in zip(got[3:], want):
+        torch.testing.assert_close(mine, expected)
 
     histories = Histories.from_lists([[1, 2], [3, 4, 5, 6, 7, 8, 9], [0], [10, 11, 0, 1], [2, 3, 4]], 12)
     at = Positions.of(histories, max_len=5, groups=3, device=torch.device("cpu"))

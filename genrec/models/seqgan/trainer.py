@@ -27,7 +27,7 @@ mean as the baseline; the cross-entropy keeps G anchored to the data.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -93,6 +93,65 @@ class _FullSoftmaxCrossEntropy(torch.autograd.Function):
         grad_states, grad_table = ctx.saved_tensors
         scale = grad / max(grad_states.shape[0], 1)
         return grad_states * scale, grad_table * scale, None
+
+
+class AdversarialGradients(NamedTuple):
+    """The adversarial step's three losses (means over positions) and the gradients of D's loss
+    with respect to D's states and item table, and of G's (cross-entropy + adv_weight x adversarial
+    term) with respect to G's."""
+
+    ce: float
+    d_loss: float
+    adversarial: float
+    g_states: torch.Tensor
+    g_table: torch.Tensor
+    d_states: torch.Tensor
+    d_table: torch.Tensor
+
+
+@torch.no_grad()
+def full_adversarial_gradients(g_states: torch.Tensor, g_table: torch.Tensor, d_states: torch.Tensor,
+                               d_table: torch.Tensor, target: torch.Tensor, adv_weight: float) -> AdversarialGradients:
+    """The adversarial step over every item a block of positions at a time, as the cross-entropy
+    is (`_FullSoftmaxCrossEntropy`). With z and d a position's logits of G and D, p = softmax(z),
+    t its next item and r = softplus(-d) (the generator's cost, -log s(d)):
+
+        D's loss  softplus(-d_t) + sum_i p_i softplus(d_i)       d/dd = p s(d) - onehot(t) s(-d_t)
+        G's term  A = sum_i p_i r_i                              d/dz = p (r - A)
+        G's loss  cross-entropy + adv_weight A                   d/dz = p - onehot(t) + adv_weight p (r - A)
+
+    p and d are taken as constants where the other network's loss reads them, as the step's
+    detached tensors are."""
+    n, n_items = g_states.shape[0], g_table.shape[0]
+    rows = max(1, BLOCK_BYTES // (n_items * g_states.element_size()))
+    grads = [torch.empty_like(g_states), torch.zeros_like(g_table),
+             torch.empty_like(d_states), torch.zeros_like(d_table)]
+    totals = torch.zeros(3, dtype=torch.float64, device=g_states.device)  # cross-entropy, D's loss, G's term
+    blocks = [g_states.new_empty(min(rows, n), n_items) for _ in range(2)]
+    for start in range(0, n, rows):
+        at_g, at_d, t = g_states[start : start + rows], d_states[start : start + rows], target[start : start + rows]
+        count = len(t)
+        z, d = torch.mm(at_g, g_table.T, out=blocks[0][:count]), torch.mm(at_d, d_table.T, out=blocks[1][:count])
+        norm = torch.logsumexp(z, dim=1)
+        picked = torch.arange(count, device=t.device), t
+        d_t = d[picked]
+        totals[0] += (norm - z[picked]).sum()
+        p = z.sub_(norm[:, None]).exp_()
+        cost = F.softplus(-d)
+        term = (p * cost).sum(1)  # A per position
+        totals[1] += F.softplus(-d_t).sum() + term.sum() + (p * d).sum()  # softplus(d) = r + d
+        totals[2] += term.sum()
+        d_grad = d.sigmoid_().mul_(p)
+        d_grad[picked] -= torch.sigmoid(-d_t)
+        g_grad = cost.sub_(term[:, None]).mul_(adv_weight).add_(1.0).mul_(p)
+        g_grad[picked] -= 1.0
+        torch.mm(g_grad, g_table, out=grads[0][start : start + rows])
+        grads[1].addmm_(g_grad.T, at_g)
+        torch.mm(d_grad, d_table, out=grads[2][start : start + rows])
+        grads[3].addmm_(d_grad.T, at_d)
+    scale = 1.0 / max(n, 1)
+    ce, d_loss, adversarial = (float(v) * scale for v in totals)
+    return AdversarialGradients(ce, d_loss, adversarial, *(g.mul_(scale) for g in grads))
 
 
 def next_item_loss(encoder: SequenceEncoder, states: torch.Tensor, target: torch.Tensor,
@@ -225,11 +284,41 @@ class AdversarialTrainer(SeqTrainer):
 
     def step(self, users: np.ndarray) -> tuple[float, int]:
         at, drawn = self._positions(users), self._draw()
-        logits, target = candidate_logits(self.encoder, at.states(self.encoder, self.dropout), at.next_items, drawn)
-        # G(i | h), weighed exactly over all items (or over the drawn ones, self-normalised)
-        chosen = torch.softmax(logits, dim=1)
+        g_states = at.states(self.encoder, self.dropout)
         d_states = at.states(self.discriminator, self.dropout)
-        d, _ = candidate_logits(self.discriminator, d_states, at.next_items, drawn, shift=False)
+        if drawn is None:
+            ce, d_loss, adversarial = self._over_every_item(g_states, d_states, at.next_items)
+        else:
+            ce, d_loss, adversarial = self._over_drawn_items(g_states, d_states, at.next_items, drawn)
+        self._totals["d_loss"] += d_loss
+        self._totals["g_adv"] += adversarial
+        self._totals["batches"] += 1
+        return ce, len(at.next_items)
+
+    def _over_every_item(self, g_states: torch.Tensor, d_states: torch.Tensor,
+                         next_items: torch.Tensor) -> tuple[float, float, float]:
+        """The step with G's choices weighed exactly over every item, its losses' gradients computed
+        a block at a time (`full_adversarial_gradients`) and handed to each network's backward pass."""
+        g_table, d_table = self.encoder.items.table()[1:], self.discriminator.items.table()[1:]
+        step = full_adversarial_gradients(g_states, g_table, d_states, d_table, next_items, self.cfg.adv_weight)
+
+        # (1) D: maximise log s(d(h, real)) + sum_i G(i | h) log(1 - s(d(h, i)))
+        self.opt_d.zero_grad(set_to_none=True)
+        torch.autograd.backward([d_states, d_table], [step.d_states, step.d_table])
+        self.opt_d.step()
+
+        # (2) G: minimise cross-entropy - adv_weight * sum_i G(i | h) log s(d(h, i))
+        self.opt.zero_grad(set_to_none=True)
+        torch.autograd.backward([g_states, g_table], [step.g_states, step.g_table])
+        self.opt.step()
+        return step.ce, step.d_loss, step.adversarial
+
+    def _over_drawn_items(self, g_states: torch.Tensor, d_states: torch.Tensor, next_items: torch.Tensor,
+                          drawn: torch.Tensor) -> tuple[float, float, float]:
+        """The step with G's choices weighed over the next item and the drawn ones (self-normalised)."""
+        logits, target = candidate_logits(self.encoder, g_states, next_items, drawn)
+        chosen = torch.softmax(logits, dim=1)
+        d, _ = candidate_logits(self.discriminator, d_states, next_items, drawn, shift=False)
 
         # (1) D: maximise log s(d(h, real)) + sum_i G(i | h) log(1 - s(d(h, i)))
         d_real = d.gather(1, target[:, None]).squeeze(1)
@@ -245,11 +334,7 @@ class AdversarialTrainer(SeqTrainer):
         self.opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt.step()
-
-        self._totals["d_loss"] += float(d_loss.detach())
-        self._totals["g_adv"] += float(adversarial.detach())
-        self._totals["batches"] += 1
-        return float(ce.detach()), len(at.next_items)
+        return float(ce.detach()), float(d_loss.detach()), float(adversarial.detach())
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "discriminator": self.discriminator.state_dict(), "opt_d": self.opt_d.state_dict()}
