@@ -110,6 +110,9 @@ class FitOptions:
     """Where the progress lines go (default: this module's logger)."""
     progress: bool = False
     """Show a progress bar (only when stderr is a terminal)."""
+    to_beat: float | None = None
+    """A validation score this fit is kept only above (an earlier stage's): patience then counts the
+    epochs since one scored above both it and this fit's best so far."""
 
 
 class Trainer(Protocol):
@@ -242,6 +245,7 @@ def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset
     history: list[dict[str, float]] = []
     floor = popularity_floor(data) if has_validation else None
     best_epoch, best_score, selected = 0, -math.inf, trainer.kept()
+    to_beat = -math.inf if options.to_beat is None else options.to_beat
     start_epoch = 1
     resumed_at = None
     if saved is not None:
@@ -253,6 +257,7 @@ def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset
             start_epoch = saved["epoch"] + 1
         else:
             start_epoch = cfg.epochs + 1  # selection is over
+    gained = _last_gain(history, to_beat) if has_validation else best_epoch  # patience counts from it
     done = saved is not None and saved.get("selection_done", False)
     patience = cfg.patience_for(data.train.nnz)
     if patience < cfg.patience:
@@ -268,9 +273,11 @@ def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset
                 break
             record = {"epoch": epoch, **_finite(trainer.train_epoch(), name)}
             if has_validation:
-                record["val_" + VALIDATION_METRIC] = validation_score(trainer.score_users, data)
-                if record["val_" + VALIDATION_METRIC] > best_score:
-                    best_epoch, best_score, selected = epoch, record["val_" + VALIDATION_METRIC], trainer.kept()
+                score = record["val_" + VALIDATION_METRIC] = validation_score(trainer.score_users, data)
+                if score > max(best_score, to_beat):
+                    gained = epoch
+                if score > best_score:
+                    best_epoch, best_score, selected = epoch, score, trainer.kept()
             else:
                 best_epoch, selected = epoch, trainer.kept()
             record["seconds"] = time.perf_counter() - clock
@@ -279,7 +286,7 @@ def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset
                 options.on_epoch(epoch, record)
             started = has_validation and best_score > floor
             out_of_time = cfg.max_minutes > 0 and record["seconds"] >= 60 * cfg.max_minutes
-            done = (started and epoch - best_epoch >= patience) or epoch == cfg.epochs or out_of_time
+            done = (started and epoch - gained >= patience) or epoch == cfg.epochs or out_of_time
             if _report(out, bar, name, cfg, epoch, record, best_epoch, best_score, last_line):
                 last_line = record["seconds"]
             if out_of_time and epoch < cfg.epochs:
@@ -335,6 +342,15 @@ def _bar(total: int, name: str, progress: bool, initial: int):
 
     # disable=None: tqdm shows the bar only when its stream is a terminal.
     return tqdm(total=total, initial=initial, desc=name, unit="epoch", disable=None if progress else True)
+
+
+def _last_gain(history: list[dict[str, float]], to_beat: float) -> int:
+    """The last epoch of `history` that scored above `to_beat` and every epoch before it (0: none)."""
+    gained, best = 0, to_beat
+    for record in history:
+        if record["val_" + VALIDATION_METRIC] > best:
+            gained, best = record["epoch"], record["val_" + VALIDATION_METRIC]
+    return gained
 
 
 def _report(out, bar, name: str, cfg: TrainConfig, epoch: int, record: dict[str, float], best_epoch: int,

@@ -40,6 +40,20 @@ def test_early_stops_on_validation_and_keeps_the_best_epoch():
     assert model.chosen_params_ == {"epochs": loop.best_epoch}
 
 
+def test_a_fit_kept_only_above_an_earlier_score_stops_once_its_patience_passes_below_it():
+    """`FitOptions.to_beat` (the adversarial stage's: the cross-entropy stage's best): patience
+    counts from the last epoch above both it and the fit's own best. Nothing scores above 1.0, so
+    the fit stops as soon as its patience counts (3 epochs, once it ranks above popularity), where
+    on its own it goes on gaining; its own best epoch is still reported."""
+    data = checkerboard(3, validation=True)
+    alone = cfgan("train.epochs=400", "train.patience=3").fit(data).training_
+    held = cfgan("train.epochs=400", "train.patience=3").fit(data, FitOptions(to_beat=1.0)).training_
+    above_popularity = next(r["epoch"] for r in alone.history if r["val_ndcg@20"] > alone.floor)
+    assert len(alone.history) > above_popularity + 3 and len(held.history) == max(3, above_popularity)
+    assert held.history == [{**r, "seconds": h["seconds"]} for r, h in zip(alone.history, held.history)]
+    assert held.best_epoch == max(held.history, key=lambda h: (h["val_ndcg@20"], -h["epoch"]))["epoch"]
+
+
 def test_patience_in_interactions_waits_fewer_epochs_on_a_larger_split(caplog):
     """`train.patience_interactions` of three training splits' interactions: the loop waits 3
     epochs, not the 10 of `train.patience`; the smaller of the two governs."""

@@ -53,8 +53,9 @@ class SeqGANConfig:
     real next item from the generator's choices given the history; the result is kept only where it
     ranks better on validation. Off: the cross-entropy twin, in about half the time."""
     adv_patience: int = 3
-    """The adversarial stage stops after this many epochs without a better validation score (it
-    starts from a model validation already chose, so it needs less patience than the first stage)."""
+    """The adversarial stage stops after this many epochs without a validation score above both the
+    cross-entropy stage's best (below which it is not kept) and its own best so far (it starts from
+    a model validation already chose, so it needs less patience than the first stage)."""
     adv_weight: float = 0.1
     """Weight of the adversarial term beside the cross-entropy the generator keeps minimising."""
     lr_d: float = 1e-3

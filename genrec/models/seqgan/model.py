@@ -56,7 +56,7 @@ class SeqGAN(Recommender):
             lambda splits: AdversarialTrainer(cfg, data.histories(splits=splits), device, train.seed,
                                               self._attributes(data, splits),
                                               start=ce.kept if splits == REFIT else ce.selected),
-            data, dataclasses.replace(train, patience=cfg.adv_patience), _second_stage(options, len(ce.history)),
+            data, dataclasses.replace(train, patience=cfg.adv_patience), _second_stage(options, ce),
             name=f"{self.name} adversarial")
         # For comparisons: the first stage is what `adversarial=false` keeps with the same seed (the
         # twin), and the second stage's best on validation is what it gives where it is kept.
@@ -109,14 +109,16 @@ def _current_name(key: str) -> str:
     return "items.ids.weight" if key == "items.weight" else key
 
 
-def _second_stage(options: FitOptions, after: int) -> FitOptions:
-    """`options` for the adversarial stage: its own checkpoint file beside the first stage's, and
-    its epochs counted on from the first stage's."""
+def _second_stage(options: FitOptions, ce: LoopResult) -> FitOptions:
+    """`options` for the adversarial stage: its own checkpoint file beside the first stage's, its
+    epochs counted on from the first stage's, and its patience spent once it has gone that many
+    epochs without a validation score above the first stage's best (below it, it is not kept)."""
     checkpoint = options.checkpoint
     on_epoch = options.on_epoch
+    after = len(ce.history)
     return FitOptions(
         checkpoint=None if checkpoint is None else checkpoint.with_name(f"adversarial-{checkpoint.name}"),
-        resume=options.resume, meta=options.meta, log=options.log, progress=options.progress,
+        resume=options.resume, meta=options.meta, log=options.log, progress=options.progress, to_beat=ce.best_score,
         on_epoch=None if on_epoch is None else lambda epoch, record: on_epoch(after + epoch, _counted_on(record, after)))
 
 
