@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/sequential.py --seeds 0 1 2 3 4 --models seqgan
     .venv/bin/python benchmarks/sequential.py --models seqgan --set model.adversarial=false
     .venv/bin/python benchmarks/sequential.py --set prepare.repeats=all --set prepare.exclude_seen=false
+    .venv/bin/python benchmarks/sequential.py --models seqgan --time-epochs 3   # seconds per epoch of each stage
 
 Beside the sequence family, its cross-entropy twin (its first stage, what `model.adversarial=false`
 keeps with the same seed) and its adversarial stage's best on validation (what it gives where it is
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every model")
     parser.add_argument("--data-dir", type=Path, default=SHARED)
     parser.add_argument("--progress", action="store_true", help="print every epoch's record")
+    parser.add_argument("--time-epochs", type=int, default=0, metavar="N",
+                        help="only time N epochs of each stage of the sequence family (its trainers alone, from the "
+                             "first seed, without validation) and print the seconds of each")
     args = parser.parse_args(argv)
     options = FitOptions(on_epoch=lambda epoch, record: print(f"    epoch {epoch}: {record}", flush=True)) \
         if args.progress else None
@@ -84,6 +88,10 @@ def main(argv: list[str] | None = None) -> None:
             continue
         print(f"{name}: {data.stats['users']} users, {data.stats['items']} items, {data.stats['interactions']} "
               "interactions", flush=True)
+        if args.time_epochs:
+            time_epochs(data, load_config("default", overrides_for("seqgan", [f"train.seed={args.seeds[0]}",
+                                                                               *args.overrides])), args.time_epochs)
+            continue
         for family in args.models:
             results = []
             for seed in args.seeds:
@@ -101,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
                     twins.append((name, seed, result, *stages))
             rows.append((name, family, results))
 
+    if not rows:
+        return
     print("\n| data | model | NDCG@10 | HR@10 | fit s | seeds |\n|---|---|---|---|---|---|")
     for name, family, results in rows:
         def cell(values: list[float]) -> str:
@@ -111,6 +121,31 @@ def main(argv: list[str] | None = None) -> None:
     if twins:
         print_twins(twins)
     sys.stdout.flush()
+
+
+def time_epochs(data: Dataset, cfg, epochs: int) -> None:
+    """Seconds of each of `epochs` epochs of the cross-entropy stage, then of the adversarial stage
+    started from it, on the training split, as `fit` runs them (the allocator policy included)."""
+    from genrec.allocator import keep_freed_memory
+    from genrec.models.families import make_model
+    from genrec.models.seqgan.trainer import AdversarialTrainer, SeqTrainer
+    from genrec.training import SELECT, resolve_device
+
+    def timed(stage: str, trainer) -> None:
+        seconds = []
+        for _ in range(epochs):
+            start = time.perf_counter()
+            trainer.train_epoch()
+            seconds.append(time.perf_counter() - start)
+        print(f"  seqgan {stage} epoch on {device} (max_len {config.max_len}): "
+              + ", ".join(f"{t:.2f}" for t in seconds) + " s", flush=True)
+
+    keep_freed_memory()
+    config, device = make_model(cfg).config, resolve_device(cfg.train.device)
+    histories = data.histories(splits=SELECT)
+    first = SeqTrainer(config, histories, device, cfg.train.seed)
+    timed("cross-entropy", first)
+    timed("adversarial", AdversarialTrainer(config, histories, device, cfg.train.seed, None, first.kept()))
 
 
 def scored(encoder, data: Dataset, cfg):

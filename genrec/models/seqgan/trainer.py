@@ -79,10 +79,14 @@ class _FullSoftmaxCrossEntropy(torch.autograd.Function):
         for start in range(0, n, rows):
             at, next_items = states[start : start + rows], target[start : start + rows]
             logits = torch.mm(at, table.T, out=block[: len(at)])
-            norm = torch.logsumexp(logits, dim=1)
-            total += (norm - logits.gather(1, next_items[:, None]).squeeze(1)).sum()
-            softmax = logits.sub_(norm[:, None]).exp_()
-            softmax[torch.arange(len(at), device=states.device), next_items] -= 1.0
+            picked = torch.arange(len(at), device=states.device), next_items
+            at_next = logits[picked]
+            top = logits.amax(dim=1, keepdim=True)
+            softmax = logits.sub_(top).exp_()  # one pass of exp for both the loss and its gradient
+            total_exp = softmax.sum(dim=1)
+            total += (top.squeeze(1) + total_exp.log() - at_next).sum()
+            softmax.div_(total_exp[:, None])
+            softmax[picked] -= 1.0
             torch.mm(softmax, table, out=grad_states[start : start + rows])
             grad_table.addmm_(softmax.T, at)
         ctx.save_for_backward(grad_states, grad_table)
@@ -132,11 +136,13 @@ def full_adversarial_gradients(g_states: torch.Tensor, g_table: torch.Tensor, d_
         at_g, at_d, t = g_states[start : start + rows], d_states[start : start + rows], target[start : start + rows]
         count = len(t)
         z, d = torch.mm(at_g, g_table.T, out=blocks[0][:count]), torch.mm(at_d, d_table.T, out=blocks[1][:count])
-        norm = torch.logsumexp(z, dim=1)
         picked = torch.arange(count, device=t.device), t
-        d_t = d[picked]
-        totals[0] += (norm - z[picked]).sum()
-        p = z.sub_(norm[:, None]).exp_()
+        z_t, d_t = z[picked], d[picked]
+        top = z.amax(dim=1, keepdim=True)
+        p = z.sub_(top).exp_()
+        total_exp = p.sum(dim=1)
+        totals[0] += (top.squeeze(1) + total_exp.log() - z_t).sum()
+        p.div_(total_exp[:, None])
         cost = F.softplus(-d)
         term = (p * cost).sum(1)  # A per position
         totals[1] += F.softplus(-d_t).sum() + term.sum() + (p * d).sum()  # softplus(d) = r + d
