@@ -274,10 +274,10 @@ def _weights(model) -> dict[str, np.ndarray]:
 
 def test_the_adversarial_stage_is_kept_only_where_validation_improves():
     data = cyclic()
-    twin = make_model(_seqgan("train.epochs=15", "train.patience=15", "model.adversarial=false")).fit(data)
+    twin = make_model(_seqgan("train.epochs=30", "train.patience=30", "model.adversarial=false")).fit(data)
     # Cross-entropy alone ranks every validation item first: nothing is left to improve, so the
     # adversarial stage runs and is dropped, and the model is its cross-entropy twin.
-    model = make_model(_seqgan("train.epochs=15", "train.patience=15")).fit(data)  # the default: adversarial
+    model = make_model(_seqgan("train.epochs=30", "train.patience=30")).fit(data)  # the default: adversarial
     assert model.training_.best_score == twin.training_.best_score == 1.0
     assert model.chosen_params_ == {"epochs": twin.chosen_params_["epochs"], "adversarial_epochs": 0}
     for name, values in _weights(twin).items():
