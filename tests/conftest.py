@@ -14,6 +14,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+# pytest-xdist's workers share the machine's cores: each takes its share for torch's and BLAS's
+# thread pools (set before numpy and torch load, and passed on to the subprocesses it starts).
+# Two workers with a pool of every core each keep waiting on each other's threads: a small seqgan
+# fit took 162 s in the suite and 17 s alone.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_name, _share)
+
 import numpy as np
 import pandas as pd
 import pytest
