@@ -69,9 +69,12 @@ class Histories:
     def row(self, r: int) -> np.ndarray:
         return self.items[self.indptr[r] : self.indptr[r + 1]]
 
-    def take(self, rows: np.ndarray) -> "Histories":
+    def take(self, rows: np.ndarray, last: int | None = None) -> "Histories":
+        """The rows `rows`, in that order; with `last`, each one's last `last` items only."""
         rows = np.asarray(rows, dtype=np.int64)
         starts, stops = self.indptr[rows], self.indptr[rows + 1]
+        if last is not None:
+            starts = np.maximum(starts, stops - last)
         lengths = stops - starts
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         # Positions of every kept entry: each row's start, plus 0..length-1.

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VALIDATION_METRIC = "ndcg@20"
-# 2: the sampled CFGAN trainer's item tables keep their own Adam moments (`sampled.Optimisers`).
-CHECKPOINT_FORMAT = 2
+# 2: the sampled CFGAN trainer's item tables keep their own Adam moments (`rows.Optimisers`);
+# 3: so does the sequence family's with a sampled softmax.
+CHECKPOINT_FORMAT = 3
 SELECT = ("train",)
 """The splits the selection run learns from (validated on `validation`)."""
 REFIT = ("train", "validation")

@@ -15,7 +15,8 @@ import torch
 from genrec.config import load_config
 from genrec.evaluation import sample_rows
 from genrec.models.cfgan.networks import Generator, SparseRows
-from genrec.models.cfgan.sampled import Drawn, LazyAverage, Moved, Optimisers, Read, distinct
+from genrec.models.cfgan.sampled import Drawn, LazyAverage, item_tables
+from genrec.models.rows import Moved, Optimisers, Read, distinct
 from genrec.models.ease import ease_weights
 from genrec.models.lowrank import LowRankScorer, factors
 from genrec.synthetic import ShopShape, shop_log
@@ -86,7 +87,7 @@ def test_the_item_tables_adam_is_torchs_sparse_adam_plus_the_l2_penalty():
     torch.manual_seed(0)
     ours, theirs = Generator(40, 6, 1), Generator(40, 6, 1)
     theirs.load_state_dict(ours.state_dict())
-    opt = Optimisers(ours, 0.01, 0.1, (0.9, 0.999))
+    opt = Optimisers(ours, item_tables(ours), 0.01, 0.1, (0.9, 0.999))
     tables = [theirs.net[0].weight, theirs.net[-1].weight]
     sparse = torch.optim.SparseAdam(tables, lr=0.01)
     dense = torch.optim.Adam([p for p in theirs.parameters() if all(p is not t for t in tables)], lr=0.01,

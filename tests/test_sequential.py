@@ -264,6 +264,41 @@ def test_sampled_softmax_over_every_item_is_the_full_softmax():
     assert evaluate_scores(model.score_users, data.known, data.test, ks=(1,)).metrics["ndcg@1"] >= 0.95
 
 
+def test_a_sampled_step_trains_only_the_item_rows_it_reads():
+    """With a sampled softmax a step reads its positions' items and the drawn ones as a block of the
+    item table: the same loss as reading the whole table, the same weights after a first step as
+    AdamW over every parameter (which moves no row without a gradient yet; on the table's rows with
+    SparseAdam's eps, added before the bias correction), and no other row moves."""
+    from genrec.models.seqgan.trainer import SeqTrainer
+
+    data = cyclic(n_items=200, n_users=60)
+    cfg = _seqgan("model.output=sampled", "model.negatives=5").model.section()
+    histories, cpu = data.histories(splits=("train",)), torch.device("cpu")
+    rowwise, whole = SeqTrainer(cfg, histories, cpu, 0), SeqTrainer(cfg, histories, cpu, 0)
+    assert rowwise.rowwise
+    table = whole.encoder.items.ids.weight
+    others = [p for p in whole.encoder.parameters() if p is not table]
+    whole.rowwise, whole.opt = False, torch.optim.AdamW(
+        [{"params": others}, {"params": [table], "eps": 1e-8 / (1 - 0.999) ** 0.5}], lr=cfg.lr, weight_decay=0.0)
+    first = np.arange(0, 60, 2)
+    assert rowwise.step(first)[0] == pytest.approx(whole.step(first)[0], rel=1e-6)
+    for name, values in whole.encoder.state_dict().items():
+        torch.testing.assert_close(rowwise.encoder.state_dict()[name], values, rtol=1e-5, atol=1e-6, msg=name)
+
+    second = np.arange(1, 60, 2)
+    drawn_from = rowwise.rng.bit_generator.state
+    _, _, read = rowwise._batch(second)
+    rowwise.rng.bit_generator.state = drawn_from
+    table = rowwise.encoder.items.ids.weight
+    before = table.detach().clone()
+    rowwise.step(second)
+    moved = torch.nonzero((table.detach() != before).any(dim=1)).flatten()
+    assert 0 < len(moved) and set(moved.tolist()) <= set(read.tolist())
+    # What it reads: padding, the users' items and at most the 5 drawn ones (of 200 items).
+    theirs = set((histories.take(second).items + 1).tolist())
+    assert 0 in read.tolist() and theirs <= set(read.tolist()) and len(set(read.tolist()) - theirs - {0}) <= 5
+
+
 def _seqgan(*overrides: str):
     return load_config("tiny", ["model.name=seqgan", "model.dim=32", "model.layers=1", *overrides])
 

@@ -23,9 +23,8 @@ from genrec import distributed
 from genrec.models.cfgan.config import CFGANConfig
 from genrec.models.cfgan.networks import Discriminator, Generator, SparseRows, generate
 from genrec.models.item_table import ItemAttributes
+from genrec.models.rows import FUSED
 from genrec.training import copy_state
-
-FUSED = {"fused": True}  # one kernel per optimiser step instead of several per parameter
 
 
 class Batch(NamedTuple):

@@ -54,11 +54,14 @@ class SequenceEncoder(nn.Module):
                     p.normal_(0.0, 0.02)
             self.items.ids.weight[0].zero_()
 
-    def forward(self, seq: torch.Tensor, dropout: "Dropout | None" = None) -> torch.Tensor:
+    def forward(self, seq: torch.Tensor, dropout: "Dropout | None" = None,
+                table: torch.Tensor | None = None) -> torch.Tensor:
         """States (batch, length, dim) of right-padded index sequences (batch, length), with units
-        dropped by `dropout` (training) or none (None)."""
+        dropped by `dropout` (training) or none (None); the indices are rows of `table` where given
+        (a block of the item table's rows, row 0 padding), of the item table otherwise."""
         length = seq.shape[1]
-        x = F.embedding(seq, self.items.table(), padding_idx=0) * math.sqrt(self.cfg.dim) + \
+        table = self.items.table() if table is None else table
+        x = F.embedding(seq, table, padding_idx=0) * math.sqrt(self.cfg.dim) + \
             self.positions(torch.arange(length, device=seq.device))
         x = _dropped(x, dropout)
         if self.cfg.encoder == "transformer":
@@ -168,9 +171,10 @@ class Positions(NamedTuple):
             next_items.append(targets[real[-1]] - 1)
         return cls(inputs, real, torch.cat(next_items))
 
-    def states(self, encoder: SequenceEncoder, dropout: Dropout | None) -> torch.Tensor:
-        """The encoder's state at every real position, in the order of `next_items`."""
-        return torch.cat([encoder(x, dropout)[r] for x, r in zip(self.inputs, self.real)])
+    def states(self, encoder: SequenceEncoder, dropout: Dropout | None, table: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder's state at every real position, in the order of `next_items` (`table`: as
+        `SequenceEncoder.forward` reads it)."""
+        return torch.cat([encoder(x, dropout, table)[r] for x, r in zip(self.inputs, self.real)])
 
 
 @torch.no_grad()

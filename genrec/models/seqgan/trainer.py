@@ -7,9 +7,11 @@ original one-negative loss. Above a catalogue size (`output=auto`) the softmax i
 next item and `negatives` items drawn uniformly for the step, whose logits are shifted by
 log(items / negatives): each item is drawn with probability negatives / items, so the shifted
 exponentials' sum estimates the full softmax's denominator (`candidate_logits`). A step then costs
-positions x negatives, not positions x items; both stages use it. The full softmax's cross-entropy is
-computed a block of positions at a time (`full_softmax_cross_entropy`), never as one matrix of
-positions x items.
+positions x negatives, not positions x items; both stages use it, and the item table is then read and
+trained a block of rows at a time (`genrec.models.rows`): the rows of the step's items and drawn
+items, moved by Adam at those rows only (SparseAdam's arithmetic), so that a step costs its positions
+and its drawn items, not the catalogue. The full softmax's cross-entropy is computed a block of
+positions at a time (`_FullSoftmaxCrossEntropy`), never as one matrix of positions x items.
 
 The adversarial stage starts from the cross-entropy generator G and a discriminator D (an encoder
 of the same shape, started as a copy of G) whose logit d(h, i) says how likely item i is the real
@@ -35,20 +37,24 @@ import torch.nn.functional as F
 
 from genrec.dataset import Histories
 from genrec.models.item_table import ItemAttributes
+from genrec.models.rows import Optimisers, Read, distinct
 from genrec.models.seqgan.config import SeqGANConfig
 from genrec.models.seqgan.networks import Dropout, Positions, SequenceEncoder, score_histories
 from genrec.training import copy_state
 
 
 def candidate_logits(encoder: SequenceEncoder, states: torch.Tensor, target: torch.Tensor,
-                     drawn: torch.Tensor | None, shift: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                     drawn: torch.Tensor | None, shift: bool = True,
+                     table: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits of each state and the column of its next item `target`: over every item (`drawn`
     None), or over the target (column 0) and the `drawn` items, shifted by log(items / drawn) with
     `shift` (a softmax's estimate; a discriminator's logits are taken as they are), a drawn item
-    that is the state's own target left out (-1e4: no weight in a softmax, finite in a loss)."""
+    that is the state's own target left out (-1e4: no weight in a softmax, finite in a loss).
+    With `table` (a block of the item table's rows, row 0 padding), `target` and `drawn` are rows
+    of it, less one, as items are of the table."""
     if drawn is None:
         return encoder.logits(states), target
-    table = encoder.items.table()
+    table = encoder.items.table() if table is None else table
     at_target = (states * table[target + 1]).sum(1, keepdim=True)
     at_drawn = states @ table[drawn + 1].T
     if shift:
@@ -161,12 +167,12 @@ def full_adversarial_gradients(g_states: torch.Tensor, g_table: torch.Tensor, d_
 
 
 def next_item_loss(encoder: SequenceEncoder, states: torch.Tensor, target: torch.Tensor,
-                   drawn: torch.Tensor | None) -> torch.Tensor:
+                   drawn: torch.Tensor | None, table: torch.Tensor | None = None) -> torch.Tensor:
     """The mean cross-entropy of each state's next item `target`: over every item (`drawn` None),
-    or over it and the `drawn` items (`candidate_logits`)."""
+    or over it and the `drawn` items (`candidate_logits`, `table` as it reads it)."""
     if drawn is None:
         return _FullSoftmaxCrossEntropy.apply(states, encoder.items.table()[1:], target)
-    logits, column = candidate_logits(encoder, states, target, drawn)
+    logits, column = candidate_logits(encoder, states, target, drawn, table=table)
     return F.cross_entropy(logits, column)
 
 
@@ -183,13 +189,16 @@ class SeqTrainer:
         self.encoder = SequenceEncoder(histories.n_items, cfg, seed, attributes).to(device)
         self.kept_encoder = SequenceEncoder(histories.n_items, cfg, seed, attributes).to(device)
         self.kept_encoder.load_state_dict(self.encoder.state_dict())
-        self.opt = torch.optim.AdamW(self.encoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.negatives = min(cfg.negatives, histories.n_items) if cfg.sampled(histories.n_items) else 0
+        # With a sampled softmax a step reads few of the item table's rows: it trains those alone.
+        # (An item table with attributes is computed whole from its feature encoder, and trains so.)
+        self.rowwise = self.negatives > 0 and attributes is None
+        self.opt = self._optimiser(self.encoder, cfg.lr)
         # A history of one item has no next item to learn from.
         self.active = np.flatnonzero(histories.lengths >= 2)
         self.rng = np.random.default_rng(seed)
         # The encoders' dropout masks, from a generator of their own (`Dropout`).
         self.dropout = Dropout(cfg.dropout, np.random.default_rng([seed, 1]))
-        self.negatives = min(cfg.negatives, histories.n_items) if cfg.sampled(histories.n_items) else 0
         # The item table's id dropout and the GRU's dropout between its layers draw from torch's
         # default generator: each epoch runs on this state of it, and the process's own is put back.
         self._devices = [device] if device.type == "cuda" else []
@@ -215,23 +224,35 @@ class SeqTrainer:
 
     def step(self, users: np.ndarray) -> tuple[float, int]:
         """Cross-entropy of each next item given the items before it, for the users' histories."""
-        at = self._positions(users)
-        loss = next_item_loss(self.encoder, at.states(self.encoder, self.dropout), at.next_items, self._draw())
-        self.opt.zero_grad(set_to_none=True)
+        at, drawn, rows = self._batch(users)
+        read = None if rows is None else Read.of(self.encoder.items.ids.weight, rows)
+        table = None if read is None else read.block
+        loss = next_item_loss(self.encoder, at.states(self.encoder, self.dropout, table), at.next_items, drawn, table)
+        self.opt.zero_grad()
         loss.backward()
-        self.opt.step()
+        _move(self.opt, read)
         return float(loss.detach()), len(at.next_items)
 
-    def _positions(self, users: np.ndarray) -> Positions:
-        """The last max_len + 1 items of the users' histories: max_len inputs, each with the item after it."""
-        return Positions.of(self.histories.take(users), self.cfg.max_len, self.cfg.length_groups, self.device)
+    def _batch(self, users: np.ndarray) -> tuple[Positions, torch.Tensor | None, torch.Tensor | None]:
+        """The positions of the users' last max_len + 1 items (max_len inputs, each with the item after
+        it), the step's drawn items (uniformly, without replacement; None: the full softmax), and
+        where the item table is trained a block at a time, the rows of it the step reads (padding's
+        first): the positions' items and the drawn ones are then given as rows of that block."""
+        recent = self.histories.take(users, last=self.cfg.max_len + 1)
+        drawn = self.rng.choice(self.histories.n_items, size=self.negatives, replace=False) if self.negatives else None
+        rows = None
+        if self.rowwise:
+            items, items_at, drawn = distinct(self.histories.n_items, recent.items, drawn)
+            recent = Histories(recent.indptr, items_at, len(items))
+            rows = torch.from_numpy(np.concatenate([[0], items + 1])).to(self.device)
+        at = Positions.of(recent, self.cfg.max_len, self.cfg.length_groups, self.device)
+        return at, None if drawn is None else torch.from_numpy(drawn).to(self.device), rows
 
-    def _draw(self) -> torch.Tensor | None:
-        """The step's drawn items (uniformly, without replacement), or None for the full softmax."""
-        if not self.negatives:
-            return None
-        drawn = self.rng.choice(self.histories.n_items, size=self.negatives, replace=False)
-        return torch.from_numpy(drawn).to(self.device)
+    def _optimiser(self, encoder: SequenceEncoder, lr: float) -> "torch.optim.AdamW | Optimisers":
+        """AdamW over the encoder; with `rowwise`, its item table's at the rows each step reads."""
+        if self.rowwise:
+            return Optimisers(encoder, [encoder.items.ids.weight], lr, self.cfg.weight_decay, decoupled=True)
+        return torch.optim.AdamW(encoder.parameters(), lr=lr, weight_decay=self.cfg.weight_decay)
 
     def _get_rng(self) -> torch.Tensor:
         """The state of the generator dropout draws from on this trainer's device."""
@@ -277,7 +298,7 @@ class AdversarialTrainer(SeqTrainer):
         self.kept_encoder.load_state_dict(start)
         self.discriminator = SequenceEncoder(histories.n_items, cfg, seed, attributes).to(device)
         self.discriminator.load_state_dict(start)
-        self.opt_d = torch.optim.AdamW(self.discriminator.parameters(), lr=cfg.lr_d, weight_decay=cfg.weight_decay)
+        self.opt_d = self._optimiser(self.discriminator, cfg.lr_d)
 
     def train_epoch(self) -> dict[str, float]:
         """One pass, as the cross-entropy stage's; the discriminator's loss and the generator's
@@ -289,13 +310,14 @@ class AdversarialTrainer(SeqTrainer):
         return {**record, **{k: v / batches for k, v in self._totals.items()}}
 
     def step(self, users: np.ndarray) -> tuple[float, int]:
-        at, drawn = self._positions(users), self._draw()
-        g_states = at.states(self.encoder, self.dropout)
-        d_states = at.states(self.discriminator, self.dropout)
+        at, drawn, rows = self._batch(users)
+        reads = None if rows is None else Reads(*(Read.of(e.items.ids.weight, rows) for e in (self.encoder, self.discriminator)))
+        g_states = at.states(self.encoder, self.dropout, None if reads is None else reads.g.block)
+        d_states = at.states(self.discriminator, self.dropout, None if reads is None else reads.d.block)
         if drawn is None:
             ce, d_loss, adversarial = self._over_every_item(g_states, d_states, at.next_items)
         else:
-            ce, d_loss, adversarial = self._over_drawn_items(g_states, d_states, at.next_items, drawn)
+            ce, d_loss, adversarial = self._over_drawn_items(g_states, d_states, at.next_items, drawn, reads)
         self._totals["d_loss"] += d_loss
         self._totals["g_adv"] += adversarial
         self._totals["batches"] += 1
@@ -320,26 +342,30 @@ class AdversarialTrainer(SeqTrainer):
         return step.ce, step.d_loss, step.adversarial
 
     def _over_drawn_items(self, g_states: torch.Tensor, d_states: torch.Tensor, next_items: torch.Tensor,
-                          drawn: torch.Tensor) -> tuple[float, float, float]:
-        """The step with G's choices weighed over the next item and the drawn ones (self-normalised)."""
-        logits, target = candidate_logits(self.encoder, g_states, next_items, drawn)
+                          drawn: torch.Tensor, reads: "Reads | None") -> tuple[float, float, float]:
+        """The step with G's choices weighed over the next item and the drawn ones (self-normalised);
+        `reads`: the blocks of the item tables the step trains, where it trains them so."""
+        g_read, d_read = reads if reads is not None else (None, None)
+        logits, target = candidate_logits(self.encoder, g_states, next_items, drawn,
+                                          table=None if g_read is None else g_read.block)
         chosen = torch.softmax(logits, dim=1)
-        d, _ = candidate_logits(self.discriminator, d_states, next_items, drawn, shift=False)
+        d, _ = candidate_logits(self.discriminator, d_states, next_items, drawn, shift=False,
+                                table=None if d_read is None else d_read.block)
 
         # (1) D: maximise log s(d(h, real)) + sum_i G(i | h) log(1 - s(d(h, i)))
         d_real = d.gather(1, target[:, None]).squeeze(1)
         d_loss = F.softplus(-d_real).mean() + (chosen.detach() * F.softplus(d)).sum(1).mean()
-        self.opt_d.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad()
         d_loss.backward()
-        self.opt_d.step()
+        _move(self.opt_d, d_read)
 
         # (2) G: minimise cross-entropy - adv_weight * sum_i G(i | h) log s(d(h, i))
         ce = F.cross_entropy(logits, target)
         adversarial = -(chosen * -F.softplus(-d.detach())).sum(1).mean()
         g_loss = ce + self.cfg.adv_weight * adversarial
-        self.opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad()
         g_loss.backward()
-        self.opt.step()
+        _move(self.opt, g_read)
         return float(ce.detach()), float(d_loss.detach()), float(adversarial.detach())
 
     def state_dict(self) -> dict[str, Any]:
@@ -349,3 +375,18 @@ class AdversarialTrainer(SeqTrainer):
         super().load_state_dict(state)
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_d.load_state_dict(state["opt_d"])
+
+
+class Reads(NamedTuple):
+    """The blocks of G's and D's item tables a step of the adversarial stage trains (`Read`)."""
+
+    g: Read
+    d: Read
+
+
+def _move(opt: "torch.optim.Optimizer | Optimisers", read: Read | None) -> None:
+    """The optimiser's step: over every parameter (`read` None), or with the item table's at `read`'s rows."""
+    if read is None:
+        opt.step()
+    else:
+        opt.step({"items.ids.weight": read})
