@@ -67,6 +67,16 @@ BLOCK_BYTES = 4 << 20
 """The size of one block of logits in `full_softmax_cross_entropy` (it stays in the CPU's cache)."""
 
 
+def _softmax_in_place(logits: torch.Tensor, picked: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Turn a block of logits into each row's softmax, in place and with one pass of exp for both
+    the loss and its gradient; the sum over the rows of the cross-entropy of each row's `picked` entry."""
+    at_picked = logits[picked]
+    top = logits.amax(dim=1, keepdim=True)
+    total_exp = logits.sub_(top).exp_().sum(dim=1)
+    logits.div_(total_exp[:, None])
+    return (top.squeeze(1) + total_exp.log() - at_picked).sum()
+
+
 class _FullSoftmaxCrossEntropy(torch.autograd.Function):
     """The mean cross-entropy of each state's softmax over every row of `table`, with the gradients
     computed in the same pass: a block of positions' logits is made, turned into softmax - one-hot
@@ -84,14 +94,9 @@ class _FullSoftmaxCrossEntropy(torch.autograd.Function):
         block = states.new_empty(min(rows, n), n_items)
         for start in range(0, n, rows):
             at, next_items = states[start : start + rows], target[start : start + rows]
-            logits = torch.mm(at, table.T, out=block[: len(at)])
+            softmax = torch.mm(at, table.T, out=block[: len(at)])
             picked = torch.arange(len(at), device=states.device), next_items
-            at_next = logits[picked]
-            top = logits.amax(dim=1, keepdim=True)
-            softmax = logits.sub_(top).exp_()  # one pass of exp for both the loss and its gradient
-            total_exp = softmax.sum(dim=1)
-            total += (top.squeeze(1) + total_exp.log() - at_next).sum()
-            softmax.div_(total_exp[:, None])
+            total += _softmax_in_place(softmax, picked)
             softmax[picked] -= 1.0
             torch.mm(softmax, table, out=grad_states[start : start + rows])
             grad_table.addmm_(softmax.T, at)
@@ -143,12 +148,9 @@ def full_adversarial_gradients(g_states: torch.Tensor, g_table: torch.Tensor, d_
         count = len(t)
         z, d = torch.mm(at_g, g_table.T, out=blocks[0][:count]), torch.mm(at_d, d_table.T, out=blocks[1][:count])
         picked = torch.arange(count, device=t.device), t
-        z_t, d_t = z[picked], d[picked]
-        top = z.amax(dim=1, keepdim=True)
-        p = z.sub_(top).exp_()
-        total_exp = p.sum(dim=1)
-        totals[0] += (top.squeeze(1) + total_exp.log() - z_t).sum()
-        p.div_(total_exp[:, None])
+        d_t = d[picked]
+        totals[0] += _softmax_in_place(z, picked)
+        p = z  # the block now holds the softmax
         cost = F.softplus(-d)
         term = (p * cost).sum(1)  # A per position
         totals[1] += F.softplus(-d_t).sum() + term.sum() + (p * d).sum()  # softplus(d) = r + d
