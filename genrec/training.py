@@ -258,7 +258,6 @@ def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset
             start_epoch = saved["epoch"] + 1
         else:
             start_epoch = cfg.epochs + 1  # selection is over
-    gained = _last_gain(history, to_beat) if has_validation else best_epoch  # patience counts from it
     done = saved is not None and saved.get("selection_done", False)
     patience = cfg.patience_for(data.train.nnz)
     if patience < cfg.patience:
@@ -275,8 +274,6 @@ def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset
             record = {"epoch": epoch, **_finite(trainer.train_epoch(), name)}
             if has_validation:
                 score = record["val_" + VALIDATION_METRIC] = validation_score(trainer.score_users, data)
-                if score > max(best_score, to_beat):
-                    gained = epoch
                 if score > best_score:
                     best_epoch, best_score, selected = epoch, score, trainer.kept()
             else:
@@ -287,7 +284,8 @@ def train_loop(new_trainer: Callable[[tuple[str, ...]], Trainer], data: "Dataset
                 options.on_epoch(epoch, record)
             started = has_validation and best_score > floor
             out_of_time = cfg.max_minutes > 0 and record["seconds"] >= 60 * cfg.max_minutes
-            done = (started and epoch - gained >= patience) or epoch == cfg.epochs or out_of_time
+            # Patience counts from the last epoch above both `to_beat` and every epoch before it.
+            done = (started and epoch - _last_gain(history, to_beat) >= patience) or epoch == cfg.epochs or out_of_time
             if _report(out, bar, name, cfg, epoch, record, best_epoch, best_score, last_line):
                 last_line = record["seconds"]
             if out_of_time and epoch < cfg.epochs:
