@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 
 VALIDATION_METRIC = "ndcg@20"
 # 2: the sampled CFGAN trainer's item tables keep their own Adam moments (`rows.Optimisers`);
-# 3: so does the sequence family's with a sampled softmax.
-CHECKPOINT_FORMAT = 3
+# 3: so does the sequence family's with a sampled softmax; 4: and its trainer keeps a moving average.
+CHECKPOINT_FORMAT = 4
 SELECT = ("train",)
 """The splits the selection run learns from (validated on `validation`)."""
 REFIT = ("train", "validation")

@@ -49,9 +49,9 @@ def test_naming_another_family_drops_the_presets_blend():
 
 
 def test_a_family_starts_from_its_own_training_settings_where_none_are_given(tmp_path):
-    assert FAMILIES["seqgan"].train == {"patience": 10}
+    assert FAMILIES["seqgan"].train == {"patience": 5}
     assert load_config("default").train.patience == 30  # the loop's own default
-    assert load_config("default", ["model.name=seqgan"]).train.patience == 10
+    assert load_config("default", ["model.name=seqgan"]).train.patience == 5
     assert load_config("default", ["model.name=seqgan", "train.patience=40"]).train.patience == 40
     assert load_config("cfgan-ciao", ["model.name=seqgan"]).train.patience == 550  # the preset's word stands
     path = tmp_path / "c.toml"

@@ -166,7 +166,10 @@ def test_the_encoder_computes_torchs_layers_with_dropout_of_its_own():
     encoder = SequenceEncoder(30, cfg, seed=0).eval()
     seq = torch.randint(1, 31, (5, 9))
     seq[2, 4:] = 0  # right-padded
-    x = F.embedding(seq, encoder.items.table(), padding_idx=0) * cfg.dim**0.5 + encoder.positions(torch.arange(9))
+    # Positions count back from each row's last item: 8, 7, ..., 0, and 3, 2, 1, 0 (then padding) in row 2.
+    places = torch.tensor([list(range(8, -1, -1))] * 5)
+    places[2] = torch.tensor([3, 2, 1, 0, 0, 0, 0, 0, 0])
+    x = F.embedding(seq, encoder.items.table(), padding_idx=0) * cfg.dim**0.5 + encoder.positions(places)
     causal = torch.nn.Transformer.generate_square_subsequent_mask(9)
     expected = encoder.norm(encoder.encoder(x, mask=causal, is_causal=True))
     torch.testing.assert_close(encoder(seq), expected)
@@ -237,7 +240,7 @@ def test_the_blocked_losses_and_the_grouped_positions_are_the_plain_ones():
     seq = torch.from_numpy(padded(histories, 6)[0])
     real = seq[:, 1:] > 0
     with torch.no_grad():
-        plain = encoder.eval()(seq[:, :-1])[real]
+        plain = encoder.eval()(seq[:, :-1] * real)[real]  # each history's last item only a target
         grouped = at.states(encoder, None)
     order = [0, 9, 10, 6, 7, 8, 1, 2, 3, 4, 5]  # the plain batch's positions in the groups' order
     torch.testing.assert_close(grouped, plain[order])
@@ -342,3 +345,59 @@ def test_both_stages_resume_from_their_checkpoints(tmp_path):
     assert epochs == [] and again.chosen_params_ == done.chosen_params_  # nothing trained twice
     for name, values in _weights(done).items():
         np.testing.assert_array_equal(_weights(again)[name], values)
+
+
+def test_a_table_averaged_at_the_rows_it_moves_is_averaged_as_a_whole():
+    """The moving average of an item table moved a block of rows at a time, brought up to date row
+    by row as they move, equals the average of the whole table taken at every step."""
+    from torch import nn
+
+    from genrec.models.average import Average
+    from genrec.models.rows import Moved
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table, self.linear = nn.Parameter(torch.randn(10, 3)), nn.Linear(3, 2)
+
+    torch.manual_seed(0)
+    rowwise, whole = Net(), Net()
+    whole.load_state_dict(rowwise.state_dict())
+    lazy, every_step = Average(rowwise, 0.8, tables=("table",)), Average(whole, 0.8)
+    first = {k: v.clone() for k, v in rowwise.state_dict().items()}
+    assert all(torch.equal(lazy.weights()[k], first[k]) for k in first)  # before any step: the weights
+    for _ in range(7):
+        rows = torch.randperm(10)[:3].sort().values
+        before, change = rowwise.table.detach()[rows].clone(), torch.randn(3, 3)
+        with torch.no_grad():
+            for net in (rowwise, whole):
+                net.table[rows] += change
+            for p, q in zip(rowwise.linear.parameters(), whole.linear.parameters()):
+                change_p = torch.randn_like(p)
+                p += change_p
+                q += change_p
+        lazy.step({"table": Moved(rows, before, rowwise.table.detach()[rows].clone())})
+        every_step.step()
+    for name, values in every_step.weights().items():
+        torch.testing.assert_close(lazy.weights()[name], values)
+    # The first step's average is that step's weights (the bias correction), not a pull towards the start.
+    single = Average(whole, 0.9)
+    single.step()
+    torch.testing.assert_close(single.weights()["table"], whole.table.detach())
+
+
+def test_a_version_registered_before_positions_counted_back_scores_as_it_did():
+    """A saved state without the word on positions counted from each history's first item, as every
+    version registered before it: loaded under today's default, it scores as it was trained."""
+    data = cyclic()
+    cfg = _seqgan("train.epochs=3", "model.adversarial=false", "model.positions=from_start")
+    model = make_model(cfg).fit(data)
+    state = model.get_state()
+    assert state.meta.pop("positions") == "from_start"
+    today = _seqgan().model.section()
+    assert today.positions == "from_end"
+    loaded = type(model).from_state(today, state)
+    histories = data.histories(np.arange(10))
+    np.testing.assert_array_equal(loaded.score(histories), model.score(histories))
+    state.meta["positions"] = "from_end"  # the word matters: the same weights read the other way score otherwise
+    assert not np.allclose(type(model).from_state(today, state).score(histories), model.score(histories))

@@ -56,9 +56,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("seqgan", SeqGANConfig, "genrec.models.seqgan.model:SeqGAN",
            "a causal Transformer (or GRU) over a user's history in order, trained by cross-entropy over all items "
            "and then against a discriminator",
-           # Cross-entropy learns from every position of every history each epoch: its validation
-           # curve is smooth and peaks early, so it needs less patience than a GAN on vectors.
-           train={"patience": 10}),
+           # Cross-entropy learns from every position of every history each epoch, and what is
+           # validated is a moving average of the weights: its validation curve is smooth and peaks
+           # early, so it needs far less patience than a GAN on vectors.
+           train={"patience": 5}),
     Family("attribute-pop", AttributePopConfig, "genrec.models.content:AttributePop",
            "the popularity of an item's attributes: what cold items of a popular kind get"),
     Family("content-knn", ContentKNNConfig, "genrec.models.content:ContentKNN",

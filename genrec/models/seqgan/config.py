@@ -31,6 +31,10 @@ class SeqGANConfig:
     trains per epoch (its last max_len). 100 rather than 50 trains on 74% of Online Retail's
     positions instead of 52% and on 62% of ML-100K's instead of 40%, and ranked better on both;
     200 ranked no better on Online Retail (docs/results.md, "Sequential")."""
+    positions: Literal["from_end", "from_start"] = "from_end"
+    """What an item's position embedding counts: its place back from the history's last item (0:
+    the last; SASRec's left padding, so that the state that scores the next item always sits at
+    position 0) or from the first item the encoder reads (versions registered before 2026-12-08)."""
     batch_size: int = 128
     """Users per training step."""
     length_groups: int = 4
@@ -41,6 +45,9 @@ class SeqGANConfig:
     """Adam's learning rate."""
     weight_decay: float = 0.0
     """Adam's (decoupled, AdamW) weight decay."""
+    average: float = 3.0
+    """What is validated and kept is a moving average of the weights over about this many epochs of
+    steps (`genrec.models.average`; 0: the weights after the epoch's last step)."""
     output: Literal["auto", "full", "sampled"] = "auto"
     """Over which items each position's softmax (and the adversarial stage's expectation over the
     generator's choices) is taken: `full`, every item (SASRec's full softmax; a step costs positions
@@ -54,7 +61,7 @@ class SeqGANConfig:
     """After the cross-entropy stage, train the generator on against a discriminator that tells each
     real next item from the generator's choices given the history; the result is kept only where it
     ranks better on validation. Off: the cross-entropy twin, in about half the time."""
-    adv_patience: int = 3
+    adv_patience: int = 2
     """The adversarial stage stops after this many epochs without a validation score above both the
     cross-entropy stage's best (below which it is not kept) and its own best so far (it starts from
     a model validation already chose, so it needs less patience than the first stage)."""
@@ -77,9 +84,9 @@ class SeqGANConfig:
         for name in ("dropout", "id_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.lr <= 0 or self.lr_d <= 0 or self.weight_decay < 0 or self.adv_weight < 0:
-            raise ValueError(f"lr and lr_d must be positive, weight_decay and adv_weight at least 0, got {self.lr}, "
-                             f"{self.lr_d}, {self.weight_decay}, {self.adv_weight}")
+        if self.lr <= 0 or self.lr_d <= 0 or min(self.weight_decay, self.adv_weight, self.average) < 0:
+            raise ValueError(f"lr and lr_d must be positive, weight_decay, adv_weight and average at least 0, got "
+                             f"{self.lr}, {self.lr_d}, {self.weight_decay}, {self.adv_weight}, {self.average}")
         if self.encoder == "transformer" and self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be a multiple of heads ({self.heads})")
 

@@ -87,10 +87,13 @@ class SeqGAN(Recommender):
     def get_state(self) -> ModelState:
         self._check_fitted()
         arrays = {f"encoder.{k}": v.detach().cpu().numpy() for k, v in self.encoder_.state_dict().items()}
-        return ModelState(arrays=arrays, meta={"n_items": self.n_items_, "chosen": self.chosen_params_})
+        return ModelState(arrays=arrays, meta={"n_items": self.n_items_, "chosen": self.chosen_params_,
+                                               "positions": self.config.positions})
 
     @classmethod
     def from_state(cls, config: SeqGANConfig, state: ModelState) -> "SeqGAN":
+        # What its positions count is the version's own (versions without the word counted from the start).
+        config = dataclasses.replace(config, positions=state.meta.get("positions", "from_start"))
         model = cls(config)
         model.n_items_, model.chosen_params_ = state.meta["n_items"], state.meta["chosen"]
         prefix = "encoder."

@@ -59,10 +59,8 @@ class SequenceEncoder(nn.Module):
         """States (batch, length, dim) of right-padded index sequences (batch, length), with units
         dropped by `dropout` (training) or none (None); the indices are rows of `table` where given
         (a block of the item table's rows, row 0 padding), of the item table otherwise."""
-        length = seq.shape[1]
         table = self.items.table() if table is None else table
-        x = F.embedding(seq, table, padding_idx=0) * math.sqrt(self.cfg.dim) + \
-            self.positions(torch.arange(length, device=seq.device))
+        x = F.embedding(seq, table, padding_idx=0) * math.sqrt(self.cfg.dim) + self.positions(self._places(seq))
         x = _dropped(x, dropout)
         if self.cfg.encoder == "transformer":
             for layer in self.encoder.layers:
@@ -70,6 +68,14 @@ class SequenceEncoder(nn.Module):
         else:
             x, _ = self.encoder(x)
         return self.norm(x)
+
+    def _places(self, seq: torch.Tensor) -> torch.Tensor:
+        """The position index of every entry of `seq` (`cfg.positions`): counted from each row's
+        last item back (padding after it at 0, which no real item attends to), or from the first."""
+        at = torch.arange(seq.shape[1], device=seq.device)
+        if self.cfg.positions == "from_start":
+            return at
+        return ((seq > 0).sum(1, keepdim=True) - 1 - at).clamp_(min=0)
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """Scores of every item (padding left out) for each state."""
@@ -166,8 +172,10 @@ class Positions(NamedTuple):
             seq, _ = padded(histories.take(group), max_len + 1)
             seq_t = torch.from_numpy(seq).to(device)
             targets = seq_t[:, 1:]
-            inputs.append(seq_t[:, :-1])
             real.append(targets > 0)
+            # A history's last item is only a target: left out of the inputs, so that each row's
+            # last input is the last position with a next item (the one positions count back from).
+            inputs.append(seq_t[:, :-1] * real[-1])
             next_items.append(targets[real[-1]] - 1)
         return cls(inputs, real, torch.cat(next_items))
 
