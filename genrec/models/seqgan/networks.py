@@ -1,7 +1,8 @@
 """The sequence encoder: item and position embeddings, a causal Transformer or a GRU, and the item
 embeddings again as the output layer (every item's score is its embedding's dot product with the
 encoder's state). Index 0 is padding; item i is index i + 1. Histories are right-padded, so that a
-causal step only ever reads real items.
+causal step only ever reads real items, and an item's position is counted back from its history's
+last item (`SeqGANConfig.positions`), as SASRec's left padding places it.
 
 With item attributes, an item's embedding is its id embedding plus a linear encoder of its feature
 row (`genrec.models.item_table`), so that an item never seen in training is known by its
