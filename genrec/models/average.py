@@ -41,11 +41,11 @@ class Average:
         table the step moved (with their values before and after it)."""
         self.steps += 1
         d = self.decay
-        lazy = [], []
+        sums, weights = [], []  # the parameters averaged whole at every step
         for name, p in self.network.named_parameters():
             if name not in self.current:
-                lazy[0].append(self.sums[name])
-                lazy[1].append(p.detach())
+                sums.append(self.sums[name])
+                weights.append(p.detach())
                 continue
             rows = None if moved is None else moved.get(name)
             if rows is not None:
@@ -53,8 +53,8 @@ class Average:
                 at = self.sums[name].index_select(0, rows.rows).lerp_(rows.after, 1.0 - d)
                 self.sums[name].index_copy_(0, rows.rows, at)
                 self.current[name][rows.rows] = self.steps
-        if lazy[0]:
-            torch._foreach_lerp_(lazy[0], lazy[1], 1.0 - d)
+        if sums:
+            torch._foreach_lerp_(sums, weights, 1.0 - d)
 
     def _rows_up_to(self, name: str, rows: torch.Tensor, weights: torch.Tensor, step: int) -> None:
         """Bring the sums of a table's `rows` up to `step`, their `weights` unmoved since they were last."""
