@@ -48,21 +48,22 @@ class Average:
                 weights.append(p.detach())
                 continue
             rows = None if moved is None else moved.get(name)
-            if rows is not None:
-                self._rows_up_to(name, rows.rows, rows.before, self.steps - 1)
-                at = self.sums[name].index_select(0, rows.rows).lerp_(rows.after, 1.0 - d)
-                self.sums[name].index_copy_(0, rows.rows, at)
-                self.current[name][rows.rows] = self.steps
+            if rows is not None:  # up to the step before, when they last had their weights before it
+                at = self._caught_up(name, rows.rows, rows.before, self.steps - 1).lerp_(rows.after, 1.0 - d)
+                self._write(name, rows.rows, at)
         if sums:
             torch._foreach_lerp_(sums, weights, 1.0 - d)
 
-    def _rows_up_to(self, name: str, rows: torch.Tensor, weights: torch.Tensor, step: int) -> None:
-        """Bring the sums of a table's `rows` up to `step`, their `weights` unmoved since they were last."""
+    def _caught_up(self, name: str, rows: torch.Tensor, weights: torch.Tensor, step: int) -> torch.Tensor:
+        """The sums of a table's `rows` as of `step`, their `weights` unmoved since they were last up to date."""
         behind = (step - self.current[name].index_select(0, rows)).to(weights.dtype)
         at = self.sums[name].index_select(0, rows)
-        at = weights + torch.pow(self.decay, behind)[:, None] * (at - weights)
+        return weights + torch.pow(self.decay, behind)[:, None] * (at - weights)
+
+    def _write(self, name: str, rows: torch.Tensor, at: torch.Tensor) -> None:
+        """Store the sums `at` of a table's `rows`, up to date with the current step."""
         self.sums[name].index_copy_(0, rows, at)
-        self.current[name][rows] = step
+        self.current[name][rows] = self.steps
 
     @torch.no_grad()
     def weights(self) -> dict[str, torch.Tensor]:
@@ -72,7 +73,7 @@ class Average:
             return {k: v.clone() for k, v in state.items()}
         for name in self.current:  # every row up to date: unmoved rows weigh in their current weights
             all_rows = torch.arange(self.sums[name].shape[0], device=self.sums[name].device)
-            self._rows_up_to(name, all_rows, state[name].detach(), self.steps)
+            self._write(name, all_rows, self._caught_up(name, all_rows, state[name].detach(), self.steps))
         correction = 1.0 - self.decay**self.steps
         return {k: (self.sums[k] / correction if k in self.sums else v.clone()) for k, v in state.items()}
 

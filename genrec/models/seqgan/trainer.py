@@ -228,7 +228,7 @@ class SeqTrainer:
                 loss, n = self.step(order[start : start + self.cfg.batch_size])
                 total, count = total + loss * n, count + n
             self.torch_rng = self._get_rng()
-        self.kept_encoder.load_state_dict(self.encoder.state_dict() if self.average is None else self.average.weights())
+        self._keep_latest()
         return {"ce_loss": total / max(count, 1)}
 
     def step(self, users: np.ndarray) -> tuple[float, int]:
@@ -271,6 +271,10 @@ class SeqTrainer:
             return None
         return Average(encoder, 1.0 - 1.0 / steps, tables=("items.ids.weight",) if self.rowwise else ())
 
+    def _keep_latest(self) -> None:
+        """What validation scores and the loop keeps: the average of the weights, or the weights."""
+        self.kept_encoder.load_state_dict(self.encoder.state_dict() if self.average is None else self.average.weights())
+
     def _averaged(self, moved: dict[str, Moved] | None) -> None:
         """The generator's weights after a step into its average (`moved`: its item table's moved rows)."""
         if self.average is not None:
@@ -304,7 +308,7 @@ class SeqTrainer:
         self.encoder.load_state_dict(state["encoder"])
         if self.average is not None:
             self.average.load_state_dict(state["average"])
-        self.kept_encoder.load_state_dict(state["encoder"] if self.average is None else self.average.weights())
+        self._keep_latest()
         self.opt.load_state_dict(state["opt"])
         self.rng.bit_generator.state = state["rng"]
         self.dropout.rng.bit_generator.state = state["dropout_rng"]
