@@ -111,23 +111,28 @@ class ServingModel:
 
     def _histories(self, frame: pd.DataFrame) -> Histories:
         """One row per request: the given history in its order (unknown items ignored), else the
-        known user's recorded one."""
+        known user's recorded one. The given ids of all rows are looked up in one pass."""
         n = len(frame)
         users = frame["user_id"].astype(str).to_numpy() if "user_id" in frame else np.array([""] * n)
         given = frame["history"] if "history" in frame else pd.Series([None] * n)
-        rows = []
-        user_pos = self._user_index.get_indexer(users)
-        for i, (hist, upos) in enumerate(zip(given, user_pos)):
+        lists = []
+        for i, hist in enumerate(given):
             if hist is None or (isinstance(hist, float) and np.isnan(hist)):
                 hist = []
             if isinstance(hist, str):
                 hist = [h for h in hist.split(",") if h]
             if not isinstance(hist, (list, tuple, np.ndarray)):
                 raise BadRequest(f"history of row {i} must be a list of item ids, got {type(hist).__name__}.")
-            idx = self._item_index.get_indexer([str(h) for h in hist]) if len(hist) else np.array([], dtype=int)
+            lists.append(hist)
+        lengths = np.array([len(h) for h in lists], dtype=np.int64)
+        flat = [str(h) for hist in lists for h in hist]
+        found = self._item_index.get_indexer(flat) if flat else np.empty(0, dtype=np.int64)
+        user_pos = self._user_index.get_indexer(users)
+        rows = []
+        for i, idx in enumerate(np.split(found, np.cumsum(lengths)[:-1])):
             idx = idx[idx >= 0]
-            if len(idx) == 0 and upos >= 0:
-                idx = self.histories.row(upos)
+            if len(idx) == 0 and user_pos[i] >= 0:
+                idx = self.histories.row(user_pos[i])
             rows.append(idx)
         return Histories.from_lists(rows, len(self.item_ids))
 
@@ -177,9 +182,12 @@ def request_frame(data: Dataset, users: np.ndarray) -> pd.DataFrame:
 def ranked_from_predictions(predictions: pd.DataFrame, item_index: pd.Index, k: int) -> np.ndarray:
     """Map predicted string ids back to `item_index` positions (-1 for items it does not know)."""
     ranked = np.full((len(predictions), k), -1, dtype=np.int64)
-    for i, items in enumerate(predictions["items"]):
-        idx = item_index.get_indexer([str(x) for x in list(items)[:k]])
-        ranked[i, : len(idx)] = idx
+    lists = [list(items)[:k] for items in predictions["items"]]
+    lengths = np.array([len(items) for items in lists], dtype=np.int64)
+    flat = [str(x) for items in lists for x in items]
+    if flat:
+        ranked[np.repeat(np.arange(len(lists)), lengths), np.arange(len(flat)) - np.repeat(
+            np.cumsum(lengths) - lengths, lengths)] = item_index.get_indexer(flat)
     return ranked
 
 

@@ -140,6 +140,12 @@ class DataValidator:
     def __init__(self, docs_dir: Path, suites_dir: Path = SUITES_DIR):
         import great_expectations as gx
         from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
+        from great_expectations.execution_engine import pandas_execution_engine
+
+        # GX marks each pandas batch with a hash of all its rows (frames under this many bytes), 4 s
+        # for the 4M rows of benchmarks/scale.py's M, for each suite. genrec fingerprints the data
+        # itself (preprocessing's `fingerprint`), so GX's is not computed.
+        pandas_execution_engine.HASH_THRESHOLD = 0
 
         self.docs_dir = Path(docs_dir)
         self.docs_dir.mkdir(parents=True, exist_ok=True)

@@ -155,6 +155,17 @@ def test_blend_weights_mix_standardised_scores(tmp_path):
     assert np.array_equal(load_model(tmp_path / "blend").score(histories), half.score(histories))
 
 
+def test_row_moments_are_each_rows_mean_and_sd_and_a_constant_row_has_none():
+    from genrec.models.blend import row_moments
+
+    rng = np.random.default_rng(0)
+    scores = (rng.standard_normal((4, 5000)) * [[1.0], [1e-3], [50.0], [0.0]] + [[0.0], [1000.0], [-3.0], [7.3]])
+    mean, sd = row_moments(scores.astype(np.float32))
+    np.testing.assert_allclose(mean, scores.mean(axis=1), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(sd[:3], scores.std(axis=1)[:3], rtol=1e-3)
+    assert sd[3] == 0.0  # constant: mixed in as 0, not blown up by rounding
+
+
 def test_a_blend_and_its_parts_are_evaluated_in_one_pass_as_each_alone():
     from genrec import pipeline
 

@@ -8,7 +8,7 @@ from genrec.config import PrepareConfig
 from genrec.errors import ServingCheckError, UnloadableModelError
 from genrec.models.pop import Popularity
 from genrec.preprocessing import prepare
-from genrec.serving import BadRequest, ServingModel, check_served, example_request
+from genrec.serving import BadRequest, ServingModel, check_served, example_request, ranked_from_predictions
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,22 @@ def test_answers_carry_each_items_display_name(tmp_path):
     out = named.predict(pd.DataFrame({"user_id": ["stranger", "9"]}), k=3)
     assert out.iloc[0]["items"] == ["a", "b", "c"] and out.iloc[0]["names"] == ["APRON", None, "CANDLE"]
     assert out.iloc[1]["items"] == ["a", "b"] and out.iloc[1]["names"] == ["APRON", None]
+
+
+def test_rows_of_one_request_each_get_their_own_history(bundle):
+    # The ids of all rows are looked up together: each row must still get its own items back.
+    frame = pd.DataFrame({"user_id": ["x", "7", "y", "z", "8"],
+                          "history": [["c", "nope", "b"], [], "d,a", ["nope"], ["d"]]})
+    out = bundle.predict(frame, k=2)
+    assert out["items"].tolist() == [["a", "d"], ["c", "d"], ["b", "c"], ["a", "b"], ["a", "b"]]
+    assert out["fallback"].tolist() == [False, False, False, True, False]
+
+
+def test_predicted_ids_map_back_to_positions_row_by_row():
+    index = pd.Index(["a", "b", "c", "d"])
+    predictions = pd.DataFrame({"items": [["d", "a", "b"], [], ["zz", "c"], ["b", "c", "d", "a"]]})
+    assert ranked_from_predictions(predictions, index, 3).tolist() == [[3, 0, 1], [-1, -1, -1], [-1, 2, -1],
+                                                                       [1, 2, 3]]
 
 
 @pytest.mark.parametrize("frame, k", [(pd.DataFrame({"other": [1]}), 3), (pd.DataFrame({"user_id": ["7"]}), 0),
