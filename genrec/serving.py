@@ -111,7 +111,7 @@ class ServingModel:
 
     def _histories(self, frame: pd.DataFrame) -> Histories:
         """One row per request: the given history in its order (unknown items ignored), else the
-        known user's recorded one. The given ids of all rows are looked up in one pass."""
+        known user's recorded one. The given ids of all rows are looked up together (`positions`)."""
         n = len(frame)
         users = frame["user_id"].astype(str).to_numpy() if "user_id" in frame else np.array([""] * n)
         given = frame["history"] if "history" in frame else pd.Series([None] * n)
@@ -124,9 +124,7 @@ class ServingModel:
             if not isinstance(hist, (list, tuple, np.ndarray)):
                 raise BadRequest(f"history of row {i} must be a list of item ids, got {type(hist).__name__}.")
             lists.append(hist)
-        lengths = np.array([len(h) for h in lists], dtype=np.int64)
-        flat = [str(h) for hist in lists for h in hist]
-        found = self._item_index.get_indexer(flat) if flat else np.empty(0, dtype=np.int64)
+        found, lengths = positions(lists, self._item_index)
         user_pos = self._user_index.get_indexer(users)
         rows = []
         for i, idx in enumerate(np.split(found, np.cumsum(lengths)[:-1])):
@@ -182,13 +180,19 @@ def request_frame(data: Dataset, users: np.ndarray) -> pd.DataFrame:
 def ranked_from_predictions(predictions: pd.DataFrame, item_index: pd.Index, k: int) -> np.ndarray:
     """Map predicted string ids back to `item_index` positions (-1 for items it does not know)."""
     ranked = np.full((len(predictions), k), -1, dtype=np.int64)
-    lists = [list(items)[:k] for items in predictions["items"]]
-    lengths = np.array([len(items) for items in lists], dtype=np.int64)
-    flat = [str(x) for items in lists for x in items]
-    if flat:
-        ranked[np.repeat(np.arange(len(lists)), lengths), np.arange(len(flat)) - np.repeat(
-            np.cumsum(lengths) - lengths, lengths)] = item_index.get_indexer(flat)
+    found, lengths = positions([list(items)[:k] for items in predictions["items"]], item_index)
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    column = np.arange(len(found)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    ranked[row, column] = found
     return ranked
+
+
+def positions(lists: list, index: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """The position in `index` of every id of every list, one after the other (-1 where unknown), and
+    each list's length: one lookup for all of them (a lookup costs ~0.1 ms whatever its length)."""
+    lengths = np.array([len(ids) for ids in lists], dtype=np.int64)
+    flat = [str(x) for ids in lists for x in ids]
+    return (index.get_indexer(flat) if flat else np.empty(0, dtype=np.int64)), lengths
 
 
 def display_names(data: Dataset) -> np.ndarray | None:
