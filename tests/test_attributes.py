@@ -113,7 +113,8 @@ def test_only_attributes_tell_which_cold_items_a_user_wants(family, overrides, l
 
 
 @pytest.mark.parametrize("family, extra", [
-    ("seqgan", ["model.dim=32", "model.layers=1", "model.adversarial=false", "train.epochs=5"]),
+    ("seqgan", ["model.dim=32", "model.layers=1", "model.adversarial=false", "model.id_dropout=0.5",
+                "train.epochs=5"]),
     ("cfgan", ["model.id_dropout=0.5", "train.epochs=5"]),
 ])
 def test_a_fitted_model_scores_as_its_trained_item_table_without_dropout(family, extra):
