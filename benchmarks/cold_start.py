@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"skipped {name}: {path} is absent (MovieLens is not redistributed with genrec)")
             continue
         protocol = ["prepare.split=time", f"prepare.cutoff={cutoff}"]
-        cfg = load_config("default", protocol)
+        # `features.*` settings shape the data's feature rows, which every model then reads.
+        cfg = load_config("default", [*protocol, *(o for o in args.overrides if o.startswith("features."))])
         with tempfile.TemporaryDirectory() as docs:
             data = pipeline.prepare(pipeline.validate(path, cfg, DataValidator(Path(docs))), cfg)
         print(f"{name}: {data.n_users} users, {data.n_items} items, {len(data.cold_items)} cold at {cutoff}; "
