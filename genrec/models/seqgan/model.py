@@ -13,7 +13,7 @@ from genrec.dataset import Histories
 from genrec.models.base import Capabilities, ModelState, Recommender, Scorer, finite_scores
 from genrec.models.seqgan.config import SeqGANConfig
 from genrec.models.item_table import ItemAttributes
-from genrec.models.seqgan.networks import SequenceEncoder, folded, score_histories
+from genrec.models.seqgan.networks import ITEM_TABLE, SequenceEncoder, folded, score_histories
 from genrec.models.seqgan.trainer import AdversarialTrainer, SeqTrainer
 from genrec.training import REFIT, SELECT, FitOptions, LoopResult, resolve_device, train_loop
 
@@ -109,7 +109,7 @@ class SeqGAN(Recommender):
 def _current_name(key: str) -> str:
     """A saved weight's name in today's encoder (the item embeddings were `items.weight` before the
     item table could hold attributes)."""
-    return "items.ids.weight" if key == "items.weight" else key
+    return ITEM_TABLE if key == "items.weight" else key
 
 
 def _second_stage(options: FitOptions, ce: LoopResult) -> FitOptions:

@@ -29,6 +29,9 @@ from genrec.dataset import Histories
 from genrec.models.item_table import ItemAttributes, ItemTable
 from genrec.models.seqgan.config import SeqGANConfig
 
+ITEM_TABLE = "items.ids.weight"
+"""The name of the encoder's item id embeddings among its parameters (and in its state dict)."""
+
 
 class SequenceEncoder(nn.Module):
     def __init__(self, n_items: int, cfg: SeqGANConfig, seed: int = 0, attributes: ItemAttributes | None = None):
@@ -133,7 +136,7 @@ def folded(encoder: SequenceEncoder) -> SequenceEncoder:
     plain = SequenceEncoder(encoder.items.n_items, encoder.cfg)
     state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("items.")}
     with torch.no_grad():
-        state["items.ids.weight"] = encoder.items.table().detach().clone()
+        state[ITEM_TABLE] = encoder.items.table().detach().clone()
     plain.load_state_dict(state)
     return plain
 

@@ -45,7 +45,7 @@ from genrec.models.average import Average
 from genrec.models.item_table import ItemAttributes
 from genrec.models.rows import Moved, Optimisers, Read, distinct
 from genrec.models.seqgan.config import SeqGANConfig
-from genrec.models.seqgan.networks import Dropout, Positions, SequenceEncoder, score_histories
+from genrec.models.seqgan.networks import ITEM_TABLE, Dropout, Positions, SequenceEncoder, score_histories
 from genrec.training import copy_state
 
 
@@ -269,7 +269,7 @@ class SeqTrainer:
         steps = self.cfg.average * math.ceil(len(self.active) / self.cfg.batch_size)
         if steps <= 1:
             return None
-        return Average(encoder, 1.0 - 1.0 / steps, tables=("items.ids.weight",) if self.rowwise else ())
+        return Average(encoder, 1.0 - 1.0 / steps, tables=(ITEM_TABLE,) if self.rowwise else ())
 
     def _keep_latest(self) -> None:
         """What validation scores and the loop keeps: the average of the weights, or the weights."""
@@ -419,4 +419,4 @@ def _move(opt: "torch.optim.Optimizer | Optimisers", read: Read | None) -> dict[
     if read is None:
         opt.step()
         return None
-    return opt.step({"items.ids.weight": read})
+    return opt.step({ITEM_TABLE: read})
