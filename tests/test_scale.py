@@ -14,14 +14,16 @@ import torch
 
 from genrec.config import load_config
 from genrec.evaluation import sample_rows
+from genrec.models.average import Average
 from genrec.models.cfgan.networks import Generator, SparseRows
-from genrec.models.cfgan.sampled import Drawn, LazyAverage, item_tables
+from genrec.models.cfgan.sampled import Drawn, item_tables
 from genrec.models.rows import Moved, Optimisers, Read, distinct
 from genrec.models.ease import ease_weights
 from genrec.models.lowrank import LowRankScorer, factors
 from genrec.synthetic import ShopShape, shop_log
 from modeldata import checkerboard
 from test_cfgan import _ndcg1, cfgan
+from test_training import FAST
 
 
 @pytest.mark.parametrize("scheme", [("model.scheme=ZR",), ("model.scheme=ZP", "model.loss=wgan-gp")],
@@ -31,6 +33,34 @@ def test_sampled_outputs_learn_the_blocks(scheme):
     data = checkerboard(3)
     model = cfgan("model.output=sampled", "model.negatives=16", *scheme, "train.epochs=150").fit(data)
     assert _ndcg1(model, data) == 1.0
+
+
+@pytest.mark.parametrize("form", ["today", "earlier"])
+def test_the_sampled_trainer_resumes_to_the_uninterrupted_one(form):
+    """A sampled trainer with a weight average, loaded from the state after one epoch (`earlier`:
+    the average's state in the form checkpoints had before it was `Average`'s: the averaged
+    module, each table row's last step, the step), trains its second epoch to the same kept
+    generator as one never interrupted."""
+    import copy
+
+    from genrec.models.cfgan.sampled import SampledCFGANTrainer
+
+    rows = checkerboard(3).train
+    cfg = load_config("tiny", [*FAST, "model.output=sampled", "model.negatives=16", "model.ema_decay=0.9"]).model.section()
+    whole = SampledCFGANTrainer(cfg, rows, torch.device("cpu"), 0)
+    whole.train_epoch()
+    state = copy.deepcopy(whole.state_dict())
+    whole.train_epoch()
+    if form == "earlier":
+        average = state["average"]
+        state["average"] = {"module": average["sums"], "last": average["current"], "step": average["steps"]}
+    resumed = SampledCFGANTrainer(cfg, rows, torch.device("cpu"), 1)
+    resumed.load_state_dict(state)
+    resumed.train_epoch()
+    kept, expected = resumed.kept_generator.state_dict(), whole.kept_generator.state_dict()
+    assert not torch.equal(expected["net.2.weight"], whole.generator.state_dict()["net.2.weight"])
+    for name, value in expected.items():
+        assert torch.equal(kept[name], value), name
 
 
 def test_auto_samples_only_where_the_full_output_costs_more():
@@ -56,15 +86,19 @@ def test_the_zero_reconstruction_estimate_is_unbiased():
     np.testing.assert_allclose(np.mean(estimates, axis=0), expected, rtol=0.03)
 
 
-def test_the_lazy_average_equals_one_updated_every_step():
+def test_the_average_from_the_weights_is_torchs_ema_of_every_step():
+    # The sampled CFGAN's average: its item tables averaged at the rows each step moves, the rest
+    # every step, from the weights before the first step and uncorrected, as an EMA taken of the
+    # whole network at every step from those weights.
     torch.manual_seed(0)
     network = Generator(50, 8, 1)
-    lazy = LazyAverage(network, 0.9)
-    every = {n: p.detach().clone() for n, p in network.named_parameters()}
     params = dict(network.named_parameters())
+    tables = tuple(n for n, p in params.items() if any(p is t for t in item_tables(network)))
+    lazy = Average(network, 0.9, tables, start="weights")
+    every = {n: p.detach().clone() for n, p in params.items()}
     rng = np.random.default_rng(0)
     for _ in range(30):
-        rows = {n: torch.from_numpy(rng.choice(50, 5, replace=False)) for n in lazy.last}
+        rows = {n: torch.from_numpy(np.sort(rng.choice(50, 5, replace=False))) for n in tables}
         before = {n: params[n].detach()[r].clone() for n, r in rows.items()}
         with torch.no_grad():
             for n, p in params.items():
@@ -72,10 +106,11 @@ def test_the_lazy_average_equals_one_updated_every_step():
                     p[rows[n]] += torch.randn(len(rows[n]), p.shape[1])
                 else:
                     p += 0.1 * torch.randn_like(p)
-        lazy.update(network, {n: Moved(r, before[n], params[n].detach()[r].clone()) for n, r in rows.items()})
+        lazy.step({n: Moved(r, before[n], params[n].detach()[r].clone()) for n, r in rows.items()})
         for n, p in params.items():
             every[n] = 0.9 * every[n] + 0.1 * p.detach()
-    averaged = dict(lazy.synced(network).named_parameters())
+    averaged = lazy.weights()
+    assert set(tables) == {"net.0.weight", "net.2.weight"}
     for n in every:
         torch.testing.assert_close(averaged[n], every[n], rtol=1e-5, atol=1e-5)
 

@@ -4,7 +4,9 @@ while training goes on from the weights themselves.
 
 With decay d, after step t the average is A_t / (1 - d^t), where A_0 = 0 and
 A_t = d A_{t-1} + (1 - d) w_t (the bias correction of Adam's moments), so that the first steps are
-averaged as they come instead of being pulled towards the initial weights.
+averaged as they come instead of being pulled towards the initial weights. With `start="weights"`
+A_0 is the weights before the first step and A_t is the average, uncorrected (CFGAN's sampled
+trainer; its full trainer's torch `AveragedModel` is the same from the weights after the first step).
 
 An item table trained a block of rows at a time (`genrec.models.rows`) is averaged at the rows a
 step moved alone: a row that no step moves keeps its weights w, over which k steps take A to
@@ -13,7 +15,7 @@ average is read. A step then costs the rows it moved, not the catalogue."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -23,13 +25,16 @@ from genrec.models.rows import Moved
 
 class Average:
     """The average of `network`'s parameters over the steps `step` is called after; `tables`: the
-    names of its item tables that are moved a block of rows at a time (their rows averaged lazily)."""
+    names of its item tables that are moved a block of rows at a time (their rows averaged lazily);
+    `start`: from zero, bias-corrected, or from the weights before the first step (see above)."""
 
-    def __init__(self, network: nn.Module, decay: float, tables: tuple[str, ...] = ()):
+    def __init__(self, network: nn.Module, decay: float, tables: tuple[str, ...] = (),
+                 start: Literal["zero", "weights"] = "zero"):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
-        self.network, self.decay, self.steps = network, decay, 0
-        self.sums = {name: torch.zeros_like(p, memory_format=torch.contiguous_format).detach()
+        self.network, self.decay, self.steps, self.start = network, decay, 0, start
+        self.sums = {name: (p.detach().clone(memory_format=torch.contiguous_format) if start == "weights"
+                            else torch.zeros_like(p, memory_format=torch.contiguous_format).detach())
                      for name, p in network.named_parameters()}
         self.current = {name: torch.zeros(self.sums[name].shape[0], dtype=torch.long, device=p.device)
                         for name, p in network.named_parameters() if name in tables}
@@ -57,13 +62,14 @@ class Average:
     def _caught_up(self, name: str, rows: torch.Tensor, weights: torch.Tensor, step: int) -> torch.Tensor:
         """The sums of a table's `rows` as of `step`, their `weights` unmoved since they were last up to date."""
         behind = (step - self.current[name].index_select(0, rows)).to(weights.dtype)
-        at = self.sums[name].index_select(0, rows)
-        return weights + torch.pow(self.decay, behind)[:, None] * (at - weights)
+        # weights + d^behind (sums - weights), in place on the gathered sums
+        at = self.sums[name].index_select(0, rows).sub_(weights)
+        return at.mul_(torch.pow(self.decay, behind)[:, None]).add_(weights)
 
     def _write(self, name: str, rows: torch.Tensor, at: torch.Tensor) -> None:
         """Store the sums `at` of a table's `rows`, up to date with the current step."""
         self.sums[name].index_copy_(0, rows, at)
-        self.current[name][rows] = self.steps
+        self.current[name].index_fill_(0, rows, self.steps)
 
     @torch.no_grad()
     def weights(self) -> dict[str, torch.Tensor]:
@@ -74,7 +80,7 @@ class Average:
         for name in self.current:  # every row up to date: unmoved rows weigh in their current weights
             all_rows = torch.arange(self.sums[name].shape[0], device=self.sums[name].device)
             self._write(name, all_rows, self._caught_up(name, all_rows, state[name].detach(), self.steps))
-        correction = 1.0 - self.decay**self.steps
+        correction = 1.0 - self.decay**self.steps if self.start == "zero" else 1.0
         return {k: (self.sums[k] / correction if k in self.sums else v.clone()) for k, v in state.items()}
 
     def state_dict(self) -> dict[str, Any]:

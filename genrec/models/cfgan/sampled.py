@@ -21,16 +21,16 @@ ones only, reading the output layer's rows of those items:
 Every item table (the generator's input and output layers, the discriminator's two input halves)
 is read a step at a time: the rows the step reads are gathered once (`Read`), the step computes on
 that block, and Adam moves those rows from the block's gradient (SparseAdam's arithmetic: a row's
-moments move when it is read), with the L2 penalty on those rows; the weight average is kept
-lazily per row (a row that has not moved since step s has, at step t, the average
-p + d^(t - s) (avg - p), exactly what an update every step gives). A step costs the batch's
-interactions x the width plus rows x negatives x the width, whatever the catalogue.
+moments move when it is read), with the L2 penalty on those rows; the weight average
+(`genrec.models.average`, from the initial weights as the full trainer's) is kept lazily at the
+rows a step moves. A step costs the batch's interactions x the width plus rows x negatives x the
+width, whatever the catalogue.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,10 +40,11 @@ from torch import nn
 
 from genrec import distributed
 from genrec.errors import UsageError
+from genrec.models.average import Average
 from genrec.models.cfgan.config import CFGANConfig
 from genrec.models.cfgan.networks import Discriminator, Generator, SparseRows
 from genrec.models.cfgan.trainer import TwoNetworks, with_dropout
-from genrec.models.rows import Moved, Optimisers, Read, distinct
+from genrec.models.rows import Optimisers, Read, distinct
 
 
 def item_tables(module: nn.Module) -> list[nn.Parameter]:
@@ -51,68 +52,6 @@ def item_tables(module: nn.Module) -> list[nn.Parameter]:
     if isinstance(module, Generator):
         return [module.net[0].weight, module.net[-1].weight]
     return [module.condition_in.weight, module.vector_in.weight]
-
-
-class LazyAverage:
-    """An exponential moving average of a network's weights, updated every step for the small
-    parameters and, for the item tables, for the rows a step moved (the others caught up on read)."""
-
-    def __init__(self, network: nn.Module, decay: float):
-        self.decay = decay
-        self.module = copy.deepcopy(network)
-        self.module.requires_grad_(False)
-        tables = {id(p) for p in item_tables(network)}
-        self.last = {name: torch.zeros(p.shape[0], dtype=torch.int64, device=p.device)
-                     for name, p in network.named_parameters() if id(p) in tables}
-        self.step = 0
-        self.synced_at = 0
-
-    def update(self, network: nn.Module, moved: dict[str, "Moved"]) -> None:
-        """After an optimiser step: the rows of each table it `moved` (`Optimisers.step`)."""
-        self.step += 1
-        d = self.decay
-        averaged = dict(self.module.named_parameters())
-        with torch.no_grad():
-            for name, p in network.named_parameters():
-                avg = averaged[name]
-                if name not in self.last:
-                    avg.mul_(d).add_(p, alpha=1 - d)
-                    continue
-                change = moved.get(name)
-                if change is None or len(change.rows) == 0:
-                    continue
-                # Bring the rows to the step before this one (constant at `before` since they last moved),
-                # then take this step's update.
-                rows = change.rows
-                gap = (self.step - 1 - self.last[name].index_select(0, rows)).to(p.dtype)
-                caught = torch.lerp(change.before, avg.index_select(0, rows), (d**gap)[:, None])
-                avg.index_copy_(0, rows, caught.lerp_(change.after, 1 - d))
-                self.last[name].index_fill_(0, rows, self.step)
-
-    def synced(self, network: nn.Module) -> nn.Module:
-        """The averaged network, every row brought to the current step."""
-        if self.synced_at == self.step:
-            return self.module
-        self.synced_at = self.step
-        averaged = dict(self.module.named_parameters())
-        with torch.no_grad():
-            for name, p in network.named_parameters():
-                if name in self.last:
-                    gap = (self.step - self.last[name]).to(p.dtype)
-                    averaged[name].copy_(p + (self.decay ** gap)[:, None] * (averaged[name] - p))
-                    self.last[name].fill_(self.step)
-        return self.module
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"module": self.module.state_dict(), "last": {k: v.clone() for k, v in self.last.items()},
-                "step": self.step}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.module.load_state_dict(state["module"])
-        for k, v in state["last"].items():
-            self.last[k].copy_(v)
-        self.step = state["step"]
-        self.synced_at = -1
 
 
 class Reads(NamedTuple):
@@ -190,15 +129,30 @@ class SampledCFGANTrainer(TwoNetworks):
         betas = (0.0, 0.9) if cfg.loss == "wgan-gp" else (0.9, 0.999)
         self.opt_g = Optimisers(self.generator, item_tables(self.generator), cfg.lr_g, cfg.reg_g, betas)
         self.opt_d = Optimisers(self.discriminator, item_tables(self.discriminator), cfg.lr_d, cfg.reg_d, betas)
-        self.average = LazyAverage(self.generator, cfg.ema_decay) if cfg.ema_decay else None
+        tables = tuple(self.opt_g.name(p) for p in item_tables(self.generator))
+        self.average = Average(self.generator, cfg.ema_decay, tables, start="weights") if cfg.ema_decay else None
+        self._kept, self._kept_at = copy.deepcopy(self.generator).requires_grad_(False), -1
         self.active = np.flatnonzero(np.diff(self.rows.indptr) > 0)
         self.rng = np.random.default_rng(seed)
         self.torch_rng = torch.Generator(device=device).manual_seed(seed)
 
     @property
     def kept_generator(self) -> Generator:
-        """The weight average brought to the current step (see `LazyAverage`), or the generator."""
-        return self.average.synced(self.generator) if self.average is not None else self.generator
+        """The weight average as of the current step, or the generator."""
+        if self.average is None:
+            return self.generator
+        if self._kept_at != self.average.steps:
+            self._kept.load_state_dict(self.average.weights())
+            self._kept_at = self.average.steps
+        return self._kept
+
+    def load_state_dict(self, state: dict) -> None:
+        average = state.get("average")
+        if average is not None and "module" in average:  # a checkpoint of the average's earlier form
+            state = {**state, "average": {"steps": average["step"], "sums": average["module"],
+                                          "current": average["last"]}}
+        super().load_state_dict(state)
+        self._kept_at = -1
 
     # --- one step of each network ---------------------------------------------------------------
 
@@ -316,7 +270,7 @@ class SampledCFGANTrainer(TwoNetworks):
         self.discriminator.requires_grad_(True)
         moved = self.opt_g.step(reads)
         if self.average is not None:
-            self.average.update(self.generator, moved)
+            self.average.step(moved)
         return float(loss.detach())
 
 
