@@ -168,23 +168,28 @@ class SampledCFGANTrainer(TwoNetworks):
     def _tensor(self, a: np.ndarray, dtype=torch.int64) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, dtype=dtype, non_blocking=True)
 
-    def _outputs(self, batch: "Batch") -> tuple[torch.Tensor, torch.Tensor, dict[str, Read]]:
+    def _outputs(self, batch: "Batch", drawn: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Read]]:
         """G's output at each row's items (one value per interaction) and at the drawn items
-        (rows x drawn, 0 where the row has the item), and what it read of its item tables: the
-        hidden layers once per row, then the output layer's rows of those items only."""
-        g, reads, drawn = self.generator, batch.reads, batch.drawn
+        (rows x drawn, 0 where the row has the item; None without `drawn`, for a D step that does
+        not see them), and what it read of its item tables: the hidden layers once per row, then the
+        output layer's rows of those items only."""
+        g, reads = self.generator, batch.reads
         first, out = g.net[0], g.net[-1]
         inputs = Read.of(first.weight, self._tensor(reads.inputs))
         kept = SparseRows(self._tensor(reads.input_at), batch.condition.offsets, batch.condition.values)
         hidden = g.net[1:-1](first.over(inputs.block, kept))
-        outputs = Read.of(out.weight, self._tensor(reads.outputs))
-        items, shared = self._tensor(drawn.item), self._tensor(drawn.shared)
-        item_at, shared_at = self._tensor(reads.item_at), self._tensor(reads.shared_at)
+        outputs = Read.of(out.weight, self._tensor(reads.outputs if drawn else reads.given))
+        item_at = self._tensor(reads.item_at if drawn else reads.given_at)
         # index_select rather than [] indexing: its backward adds rows (index_add) instead of sorting them.
-        at_items = (hidden.index_select(0, self._tensor(drawn.row)) * outputs.block.index_select(0, item_at)).sum(dim=1)
-        at_drawn = torch.addmm(out.bias.index_select(0, shared), hidden, outputs.block.index_select(0, shared_at).T)
-        return (at_items + out.bias.index_select(0, items), at_drawn * self._tensor(~drawn.own, torch.float32),
-                {self.opt_g.name(first.weight): inputs, self.opt_g.name(out.weight): outputs})
+        at_items = (hidden.index_select(0, self._tensor(batch.drawn.row)) * outputs.block.index_select(0, item_at)).sum(dim=1)
+        at_items = at_items + out.bias.index_select(0, self._tensor(batch.drawn.item))
+        read = {self.opt_g.name(first.weight): inputs, self.opt_g.name(out.weight): outputs}
+        if not drawn:
+            return at_items, None, read
+        shared = self._tensor(batch.drawn.shared)
+        at_drawn = torch.addmm(out.bias.index_select(0, shared), hidden,
+                               outputs.block.index_select(0, self._tensor(reads.shared_at)).T)
+        return at_items, at_drawn * self._tensor(~batch.drawn.own, torch.float32), read
 
     def _seen(self, batch: "Batch") -> "Seen":
         """D's first layer as a step reads it: the condition's half (computed once for the vectors
@@ -222,7 +227,7 @@ class SampledCFGANTrainer(TwoNetworks):
 
     def step_d(self, batch: "Batch") -> float:
         with torch.no_grad():
-            at_items, at_drawn, _ = self._outputs(batch)
+            at_items, at_drawn, _ = self._outputs(batch, drawn=self.cfg.scheme in ("PM", "ZP"))
         seen = self._seen(batch)
         if self.cfg.loss == "wgan-gp":
             loss = self._critic_loss(seen, batch, at_items, self._partial(at_drawn))
