@@ -78,7 +78,8 @@ def test_config_file(tmp_path):
      ("model.epochs=5", "It is `train.epochs` now"), ("model.lambdas=1", "it is an option of ease"),
      ("train.epochs=-5", "at least 1"), ("model.input_dropout=1.5", "below 1"), ("model.lr_g=0", "above 0"),
      ("data.format=nosuch", "must be one of auto"), ("model.blend=cfgan", "model's own family"),
-     ("model.ease.tuning_repeats=0", "at least 1"), ("model.cfgan=3", "is a section")],
+     ("model.ease.tuning_repeats=0", "at least 1"), ("model.cfgan=3", "is a section"),
+     ("model.ema_decay=1", "ema_decay must be at least 0 and below 1")],
 )
 def test_bad_overrides_are_usage_errors(override, message):
     with pytest.raises(UsageError, match=message):

@@ -79,9 +79,11 @@ class CFGANConfig:
     def __post_init__(self) -> None:
         at_least(self, 1, "hidden_g", "hidden_d", "batch_g", "batch_d", "negatives")
         at_least(self, 0, "layers_g", "layers_d", "g_steps", "d_steps")
-        for name in ("zr_ratio", "pm_ratio", "ema_decay"):
+        for name in ("zr_ratio", "pm_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:  # an average of decay 1 would never move from the initial weights
+            raise ValueError(f"ema_decay must be at least 0 and below 1, got {self.ema_decay}")
         if not 0.0 <= self.id_dropout < 1.0:
             raise ValueError(f"id_dropout must be at least 0 and below 1, got {self.id_dropout}")
         if not 0.0 <= self.input_dropout < 1.0:

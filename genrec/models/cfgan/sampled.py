@@ -131,6 +131,8 @@ class SampledCFGANTrainer(TwoNetworks):
         self.opt_d = Optimisers(self.discriminator, item_tables(self.discriminator), cfg.lr_d, cfg.reg_d, betas)
         tables = tuple(self.opt_g.name(p) for p in item_tables(self.generator))
         self.average = Average(self.generator, cfg.ema_decay, tables, start="weights") if cfg.ema_decay else None
+        self.partial = cfg.scheme in ("PM", "ZP")
+        """Whether D sees G's output at the drawn items (partial masking), or at each row's items alone."""
         self._kept, self._kept_at = copy.deepcopy(self.generator).requires_grad_(False), -1
         self.active = np.flatnonzero(np.diff(self.rows.indptr) > 0)
         self.rng = np.random.default_rng(seed)
@@ -168,7 +170,8 @@ class SampledCFGANTrainer(TwoNetworks):
     def _tensor(self, a: np.ndarray, dtype=torch.int64) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, dtype=dtype, non_blocking=True)
 
-    def _outputs(self, batch: "Batch", drawn: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Read]]:
+    def _outputs(self, batch: "Batch", drawn: bool = True) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                     dict[str, Read]]:
         """G's output at each row's items (one value per interaction) and at the drawn items
         (rows x drawn, 0 where the row has the item; None without `drawn`, for a D step that does
         not see them), and what it read of its item tables: the hidden layers once per row, then the
@@ -199,10 +202,9 @@ class SampledCFGANTrainer(TwoNetworks):
         condition = Read.of(d.condition_in.weight, self._tensor(reads.given))
         given = SparseRows(self._tensor(reads.given_at), batch.given.offsets, batch.given.values)
         half = d.condition_in.over(condition.block, given)
-        partial = self.cfg.scheme in ("PM", "ZP")
-        vector = Read.of(d.vector_in.weight, self._tensor(reads.outputs if partial else reads.given))
-        item_at = self._tensor(reads.item_at) if partial else given.indices
-        shared_at = self._tensor(reads.shared_at) if partial else None
+        vector = Read.of(d.vector_in.weight, self._tensor(reads.outputs if self.partial else reads.given))
+        item_at = self._tensor(reads.item_at) if self.partial else given.indices
+        shared_at = self._tensor(reads.shared_at) if self.partial else None
         return Seen(half, vector, item_at, shared_at,
                     {self.opt_d.name(d.condition_in.weight): condition, self.opt_d.name(d.vector_in.weight): vector})
 
@@ -221,19 +223,15 @@ class SampledCFGANTrainer(TwoNetworks):
             vector = vector + at_drawn @ weights.index_select(0, seen.shared_at)
         return self.discriminator.rest(seen.half + vector).squeeze(1)
 
-    def _partial(self, at_drawn: torch.Tensor) -> torch.Tensor | None:
-        """What D sees at the drawn items: G's output under partial masking (PM, ZP), else nothing."""
-        return at_drawn if self.cfg.scheme in ("PM", "ZP") else None
-
     def step_d(self, batch: "Batch") -> float:
-        with torch.no_grad():
-            at_items, at_drawn, _ = self._outputs(batch, drawn=self.cfg.scheme in ("PM", "ZP"))
+        with torch.no_grad():  # G's output where D sees it: at the drawn items only under partial masking
+            at_items, at_drawn, _ = self._outputs(batch, drawn=self.partial)
         seen = self._seen(batch)
         if self.cfg.loss == "wgan-gp":
-            loss = self._critic_loss(seen, batch, at_items, self._partial(at_drawn))
+            loss = self._critic_loss(seen, batch, at_items, at_drawn)
         else:
             d_real = self._judge(seen, batch, torch.ones_like(at_items), None)
-            d_fake = self._judge(seen, batch, at_items, self._partial(at_drawn))
+            d_fake = self._judge(seen, batch, at_items, at_drawn)
             loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                     + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         self.opt_d.zero_grad()
@@ -264,7 +262,7 @@ class SampledCFGANTrainer(TwoNetworks):
     def step_g(self, batch: "Batch") -> float:
         at_items, at_drawn, reads = self._outputs(batch)
         self.discriminator.requires_grad_(False)
-        d_fake = self._judge(self._seen(batch), batch, at_items, self._partial(at_drawn))
+        d_fake = self._judge(self._seen(batch), batch, at_items, at_drawn if self.partial else None)
         loss = -d_fake.mean() if self.cfg.loss == "wgan-gp" else F.binary_cross_entropy_with_logits(
             d_fake, torch.ones_like(d_fake))
         if self.cfg.scheme in ("ZR", "ZP"):
