@@ -86,7 +86,7 @@ def test_the_zero_reconstruction_estimate_is_unbiased():
     np.testing.assert_allclose(np.mean(estimates, axis=0), expected, rtol=0.03)
 
 
-def test_the_average_from_the_weights_is_torchs_ema_of_every_step():
+def test_the_average_from_the_weights_is_an_ema_taken_at_every_step():
     # The sampled CFGAN's average: its item tables averaged at the rows each step moves, the rest
     # every step, from the weights before the first step and uncorrected, as an EMA taken of the
     # whole network at every step from those weights.
