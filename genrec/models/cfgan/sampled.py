@@ -184,7 +184,8 @@ class SampledCFGANTrainer(TwoNetworks):
         outputs = Read.of(out.weight, self._tensor(reads.outputs if drawn else reads.given))
         item_at = self._tensor(reads.item_at if drawn else reads.given_at)
         # index_select rather than [] indexing: its backward adds rows (index_add) instead of sorting them.
-        at_items = (hidden.index_select(0, self._tensor(batch.drawn.row)) * outputs.block.index_select(0, item_at)).sum(dim=1)
+        row = hidden.index_select(0, self._tensor(batch.drawn.row))
+        at_items = (row * outputs.block.index_select(0, item_at)).sum(dim=1)
         at_items = at_items + out.bias.index_select(0, self._tensor(batch.drawn.item))
         read = {self.opt_g.name(first.weight): inputs, self.opt_g.name(out.weight): outputs}
         if not drawn:
@@ -224,7 +225,7 @@ class SampledCFGANTrainer(TwoNetworks):
         return self.discriminator.rest(seen.half + vector).squeeze(1)
 
     def step_d(self, batch: "Batch") -> float:
-        with torch.no_grad():  # G's output where D sees it: at the drawn items only under partial masking
+        with torch.no_grad():  # G's output where D sees it: the rows' items, and the drawn ones under partial masking
             at_items, at_drawn, _ = self._outputs(batch, drawn=self.partial)
         seen = self._seen(batch)
         if self.cfg.loss == "wgan-gp":
