@@ -129,7 +129,7 @@ class SampledCFGANTrainer(TwoNetworks):
         betas = (0.0, 0.9) if cfg.loss == "wgan-gp" else (0.9, 0.999)
         self.opt_g = Optimisers(self.generator, item_tables(self.generator), cfg.lr_g, cfg.reg_g, betas)
         self.opt_d = Optimisers(self.discriminator, item_tables(self.discriminator), cfg.lr_d, cfg.reg_d, betas)
-        tables = tuple(self.opt_g.name(p) for p in item_tables(self.generator))
+        tables = tuple(name for name, _ in self.opt_g.tables)
         self.average = Average(self.generator, cfg.ema_decay, tables, start="weights") if cfg.ema_decay else None
         self.partial = cfg.scheme in ("PM", "ZP")
         """Whether D sees G's output at the drawn items (partial masking), or at each row's items alone."""
