@@ -4,7 +4,7 @@ A trained attribute-aware generator knows a cold item by its attribute row alone
 out). This script trains one in `benchmarks/cold_start.py`'s protocol (seed 0; `seqgan` as its
 cross-entropy twin), then replaces each cold item's row of the fitted output table (and CFGAN's
 output bias) by (1 - alpha) x its own row + alpha x the cosine-weighted mean of the rows of its k
-nearest warm items by feature row, and prints warm NDCG@20 and cold Recall@20 / NDCG@20 for each
+nearest warm items by feature row (content KNN's neighbours), and prints warm NDCG@20 and cold Recall@20 / NDCG@20 for each
 k and alpha. The k and alpha are compared on the test split, so the figures say whether a version
 that chooses them on validation is worth building, not what such a version would reach.
 
@@ -24,6 +24,7 @@ import torch
 
 from genrec import pipeline
 from genrec.config import load_config
+from genrec.models.content import content_neighbours
 from genrec.validation import DataValidator
 
 from cold_start import SHARED, SOURCES  # the cold-start protocol's data sets and cutoffs (this folder)
@@ -38,18 +39,15 @@ def output_table(model, family: str) -> tuple[torch.Tensor, int, torch.Tensor | 
     return last.weight, 0, last.bias
 
 
-def nearest_warm(data, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The cold items, each one's k nearest warm items by cosine of feature rows, and their weights
-    (the cosines, summing to 1 per cold item)."""
-    f = data.features.matrix.tocsr().astype(np.float64)
-    norms = np.sqrt(np.asarray(f.multiply(f).sum(axis=1)).ravel())
-    unit = sp.diags(1 / np.where(norms > 0, norms, 1)) @ f
+def nearest_warm(data, k: int) -> tuple[np.ndarray, sp.csr_matrix]:
+    """The cold items and, row by row, their k nearest warm items by cosine of feature rows
+    (content KNN's neighbours), the cosines scaled to sum to 1 per cold item."""
     cold = np.asarray(data.cold_items)
-    warm = np.setdiff1d(np.arange(data.n_items), cold)
-    cosine = (unit[cold] @ unit[warm].T).toarray()
-    top = np.argsort(-cosine, axis=1)[:, :k]
-    weights = np.take_along_axis(cosine, top, 1)
-    return cold, warm[top], weights / np.maximum(weights.sum(1, keepdims=True), 1e-12)
+    warm = np.ones(data.n_items, dtype=bool)
+    warm[cold] = False
+    near = content_neighbours(data.features.matrix, warm, k)[cold]
+    total = np.asarray(near.sum(axis=1)).ravel()
+    return cold, sp.diags(np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)) @ near
 
 
 def main() -> None:
@@ -84,16 +82,16 @@ def main() -> None:
             weight, offset, bias = output_table(model, family)
             rows, biases = weight.detach().clone(), None if bias is None else bias.detach().clone()
             for k in (10, 50):
-                cold, neighbours, w = nearest_warm(data, k)
-                w = torch.from_numpy(w.astype(np.float32))
-                at, near = torch.from_numpy(cold + offset), torch.from_numpy(neighbours + offset)
+                cold, near = nearest_warm(data, k)
+                near = torch.from_numpy(near.toarray().astype(np.float32))  # cold x items
+                at = torch.from_numpy(cold + offset)
                 for alpha in (0.5, 1.0):
                     with torch.no_grad():
                         weight.copy_(rows)
-                        weight[at] = (1 - alpha) * rows[at] + alpha * (w[:, :, None] * rows[near]).sum(1)
+                        weight[at] = (1 - alpha) * rows[at] + alpha * near @ rows[offset:]
                         if bias is not None:
                             bias.copy_(biases)
-                            bias[at] = (1 - alpha) * biases[at] + alpha * (w * biases[near]).sum(1)
+                            bias[at] = (1 - alpha) * biases[at] + alpha * near @ biases[offset:]
                     report(f"k {k}, alpha {alpha}")
 
 
